@@ -18,7 +18,7 @@ TRANSITIONS = {
     "escalated": ("open", "closed"),
     "closed": ("open",),
 }
-MAX_ROWS = 25
+MAX_ROWS = 20  # keeps a list observation under ~4,000 characters
 
 
 def _iso(sb: Sandbox) -> str:
@@ -90,8 +90,11 @@ def list_cases(sb: Sandbox, status: Status | None = None, product_id: str | None
     hits = [c for c in sb.iter_rows("cases")
             if all(c[k] == v for k, v in want.items()) and (prefix is None or c["created_at"].startswith(prefix))]
     hits.sort(key=lambda c: (c["created_at"], c["id"]), reverse=True)
-    keep = ("id", "subject", "status", "priority", "product_id", "agent_id", "contact_id", "created_at")
-    return {"matched": len(hits), "cases": [{k: c[k] for k in keep} for c in hits[:MAX_ROWS]]}
+    keep = ("id", "subject", "status", "priority", "product_id", "agent_id", "created_at")
+    out: dict = {"matched": len(hits), "cases": [{k: c[k] for k in keep} for c in hits[:MAX_ROWS]]}
+    if len(hits) > MAX_ROWS:
+        out["note"] = f"showing the newest {MAX_ROWS}; add filters to see others"
+    return out
 
 
 @tool

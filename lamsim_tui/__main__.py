@@ -1,0 +1,3 @@
+from lamsim_tui.cli import main
+
+raise SystemExit(main())

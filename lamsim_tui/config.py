@@ -1,0 +1,212 @@
+"""Session files (`sessions/*.yaml`): their schema and loading.
+
+The dataclasses below are the schema; `docs/sessions.md` is generated from them
+(`python -m lamsim_tui.config` prints the table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from lamsim_tui.errors import ConfigError
+from lamsim_tui.schema_check import Builder, schema_table
+from lamsim_tui.yamlload import Located, load_yaml
+
+
+def _doc(text: str, **extra) -> dict:
+    return {"doc": text, **extra}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One model the agent may use. Secrets are only ever named, never written here."""
+
+    model: str = field(metadata=_doc("litellm model string, e.g. `openai/local-agent`, `ollama_chat/qwen2.5`"))
+    api_base: str | None = field(default=None, metadata=_doc("server URL, e.g. `http://127.0.0.1:8080/v1`"))
+    api_key_env: str | None = field(
+        default=None, metadata=_doc("name of the environment variable holding the API key (never the key)")
+    )
+    weight: float = field(default=1.0, metadata=_doc("relative share of episodes", min=0.0))
+    temperature: float = field(default=0.0, metadata=_doc("sampling temperature", min=0.0, max=5.0))
+    top_p: float | None = field(default=None, metadata=_doc("nucleus sampling", min=0.0, max=1.0))
+    max_tokens: int = field(default=256, metadata=_doc("tokens per step", min=1))
+    seed: int | None = field(default=None, metadata=_doc("sampling seed sent to the server"))
+    stop: list[str] = field(default_factory=list, metadata=_doc("stop sequences"))
+    timeout: float = field(default=120.0, metadata=_doc("seconds per request", min=0.1))
+    retries: int = field(default=2, metadata=_doc("retries of transient failures", min=0, max=20))
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    kind: Literal["scripted", "model", "embedded"] = field(
+        default="scripted",
+        metadata=_doc("`scripted` replays gold programs with mistakes; `model` uses `models`; "
+                      "`embedded` starts the bundled local model"),
+    )
+    mistake_rate: float = field(
+        default=0.35, metadata=_doc("scripted agent: chance of a mistake before each gold call", min=0.0, max=1.0)
+    )
+    format: Literal["json", "native"] = field(
+        default="json", metadata=_doc("action format: JSON object in the text, or native tool calls")
+    )
+    constrained: bool | None = field(
+        default=None, metadata=_doc("constrained decoding of the JSON action (default: on for embedded)")
+    )
+    system_prompt: str | None = field(default=None, metadata=_doc("replaces the default system prompt"))
+    models: list[ModelSettings] = field(default_factory=list, metadata=_doc("models for `kind: model`"))
+    embedded_model: str = field(
+        default="qwen2.5-coder-1.5b",
+        metadata=_doc("embedded model name, or a path to any GGUF file"),
+    )
+    paraphrase: bool = field(default=False, metadata=_doc("let the model paraphrase each query"))
+
+    def check(self):
+        if self.kind == "model" and not self.models:
+            return ("models",), "`kind: model` needs at least one entry under `models`"
+        return None
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    steps: int = field(default=10, metadata=_doc("model turns per episode", min=1, max=200))
+    seconds: float = field(default=300.0, metadata=_doc("wall-clock limit per episode", min=0.1))
+    tool_seconds: float = field(default=5.0, metadata=_doc("time limit of one tool call", min=0.01))
+    warn_steps_left: int = field(default=2, metadata=_doc("`budget.low` when this many steps are left", min=0))
+    observation_chars: int = field(
+        default=4000, metadata=_doc("observations longer than this are cut for the agent", min=100)
+    )
+
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    disable: list[str] = field(default_factory=list, metadata=_doc("feedback codes (or prefixes like `loop`) to turn off"))
+    reveal_wrong_answer: bool = field(
+        default=True, metadata=_doc("tell the agent its final answer is wrong and let it try again")
+    )
+    answer_attempts: int = field(default=2, metadata=_doc("final answers allowed when revealing", min=1, max=10))
+
+    def check(self):
+        from lamsim_tui.feedback import CODES
+
+        for i, code in enumerate(self.disable):
+            if code not in CODES and not any(c.startswith(code + ".") for c in CODES):
+                from lamsim_tui.schema_check import nearest
+
+                close = nearest(code, CODES)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                return ("disable", i), f"unknown feedback code {code!r}{hint}"
+        return None
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    require_success: bool = field(default=True, metadata=_doc("keep only trajectories the judge marked successful"))
+    max_errors: int | None = field(default=None, metadata=_doc("at most this many error findings", min=0))
+    max_steps: int | None = field(default=None, metadata=_doc("at most this many steps", min=1))
+    no_loops: bool = field(default=True, metadata=_doc("reject trajectories with `loop.repeat` findings"))
+    dedupe: bool = field(default=True, metadata=_doc("reject an action sequence already kept for the same task"))
+    error_free: bool = field(default=False, metadata=_doc("reject any trajectory with an error finding"))
+
+
+@dataclass(frozen=True)
+class Session:
+    pack: str = field(metadata=_doc("tool pack: a folder name under `tools/`, or a path", nonempty=True))
+    name: str | None = field(default=None, metadata=_doc("defaults to the file name"))
+    description: str = field(default="", metadata=_doc("free text"))
+    templates: Literal["all"] | list[str] | dict[str, float] = field(
+        default="all", metadata=_doc("`all`, a list of template ids, or ids with weights")
+    )
+    tasks: int = field(default=20, metadata=_doc("tasks to generate", min=1, max=1_000_000))
+    attempts: int = field(default=1, metadata=_doc("episodes per task", min=1, max=100))
+    seed: int = field(default=0, metadata=_doc("seed of task generation and the scripted agent"))
+    concurrency: int = field(default=4, metadata=_doc("episodes run at once", min=1, max=256))
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    filters: FilterSettings = field(default_factory=FilterSettings)
+    store: str | None = field(default=None, metadata=_doc("store directory (default `stores/<name>`)"))
+
+    # Filled in by load_session, not by YAML.
+    source: Path | None = field(default=None, init=False, compare=False)
+    root: Path | None = field(default=None, init=False, compare=False)
+
+    @property
+    def session_name(self) -> str:
+        if self.name:
+            return self.name
+        return self.source.stem if self.source else "session"
+
+    def pack_dir(self) -> Path:
+        """Resolve `pack`: a path (relative to the session file) or a name under `<root>/tools/`."""
+        root = self.root or Path.cwd()
+        raw = Path(self.pack).expanduser()
+        if "/" in self.pack or raw.is_absolute():
+            base = self.source.parent if self.source else Path.cwd()
+            return (base / raw).resolve()
+        for candidate in (root / "tools" / self.pack, Path.cwd() / "tools" / self.pack):
+            if candidate.is_dir():
+                return candidate.resolve()
+        return (root / "tools" / self.pack).resolve()
+
+    def store_dir(self, override: str | Path | None = None) -> Path:
+        if override is not None:
+            return Path(override).expanduser().resolve()
+        root = self.root or Path.cwd()
+        if self.store:
+            return (root / Path(self.store).expanduser()).resolve()
+        return (root / "stores" / self.session_name).resolve()
+
+    def public_settings(self) -> dict:
+        """Settings safe to record with every trajectory (no secrets: only env var names)."""
+        import dataclasses
+
+        data = dataclasses.asdict(self)
+        data.pop("source", None)
+        data.pop("root", None)
+        data["name"] = self.session_name
+        data["path"] = str(self.source) if self.source else None
+        return data
+
+
+def project_root(session_path: Path) -> Path:
+    """The folder holding `sessions/`, `tools/`, `themes/`: a session's relative paths start here."""
+    parent = session_path.resolve().parent
+    return parent.parent if parent.name == "sessions" else parent
+
+
+def load_session(path: str | Path) -> Session:
+    path = Path(path)
+    if not path.exists():
+        hint = None
+        sessions = path.parent if path.parent.exists() else Path("sessions")
+        if sessions.is_dir():
+            names = sorted(p.name for p in sessions.glob("*.yaml"))
+            if names:
+                hint = "sessions there: " + ", ".join(names)
+        raise ConfigError(f"session file not found: {path}", hint=hint)
+    located = load_yaml(path, ConfigError)
+    return session_from_located(located)
+
+
+def session_from_located(located: Located) -> Session:
+    if not isinstance(located.data, dict):
+        raise ConfigError("a session file must be a mapping of settings (key: value)", where=located.where(()))
+    session = Builder(located).build_dataclass(Session, located.data, ())
+    object.__setattr__(session, "source", located.path.resolve())
+    object.__setattr__(session, "root", project_root(located.path))
+    return session
+
+
+def session_schema_markdown() -> str:
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for key, tp, default, doc in schema_table(Session):
+        if key in ("source", "root"):
+            continue
+        lines.append(f"| `{key}` | {tp} | `{default}` | {doc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(session_schema_markdown())

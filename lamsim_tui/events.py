@@ -1,0 +1,85 @@
+"""Typed events the engine emits while a session runs. The TUI and the headless CLI render them.
+
+All are frozen dataclasses; payloads are plain data (str, dict) so they can cross threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class EpisodeStarted(Event):
+    episode_id: str
+    task_id: str
+    template: str
+    query: str
+    attempt: int
+    gold_calls: tuple = ()
+    gold_answer: Any = None
+
+
+@dataclass(frozen=True)
+class TextDelta(Event):
+    """A piece of model output as it streams (text or tool-call argument characters)."""
+
+    episode_id: str
+    step: int
+    text: str
+
+
+@dataclass(frozen=True)
+class StepProposed(Event):
+    episode_id: str
+    step: int
+    thought: str
+    action: dict | None  # ToolCall/Finish .to_dict(), None when unparseable
+    raw: str
+
+
+@dataclass(frozen=True)
+class FeedbackGiven(Event):
+    episode_id: str
+    step: int
+    findings: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class ObservationMade(Event):
+    episode_id: str
+    step: int
+    observation: str
+    executed: bool
+
+
+@dataclass(frozen=True)
+class EpisodeFinished(Event):
+    episode_id: str
+    trajectory: dict = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    done: int
+    total: int
+    succeeded: int
+    kept: int
+    filtered: int
+    findings: dict = field(default_factory=dict)
+    running: int = 0
+
+
+@dataclass(frozen=True)
+class SessionPaused(Event):
+    reason: str
+
+
+@dataclass(frozen=True)
+class SessionFinished(Event):
+    summary: dict = field(repr=False)

@@ -1,0 +1,462 @@
+"""Tool packs: folders under `tools/` holding tools, seed data and task templates.
+
+The author-facing API is `tool`, `template`, `ToolError` and `Sandbox` (see docs/tool-packs.md):
+
+    from lamsim_tui.packs import Sandbox, ToolError, template, tool
+
+    @tool
+    def get_case(sb: Sandbox, case_id: str) -> dict:
+        '''Get one support case.
+
+        Args:
+            case_id: Case id such as "C-0042".
+        '''
+        case = sb.get("cases", case_id)
+        if case is None:
+            raise ToolError(f"No case with id {case_id}.")
+        return case
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import importlib.util
+import inspect
+import json
+import re
+import sys
+import traceback
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Literal, Union, get_args, get_origin
+
+from lamsim_tui.errors import PackError
+from lamsim_tui.sandbox import Sandbox, Seed, ToolError
+
+__all__ = ["Sandbox", "ToolError", "tool", "template", "Pack", "load_pack", "ToolSpec", "TemplateSpec"]
+
+ANSWER_TYPES = ("number", "text", "list", "set", "bool", "date", "json")
+RESERVED_TOOL_NAMES = ("finish",)
+
+
+# ----- tools ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict  # JSON schema of the arguments (an object schema)
+    func: Callable[..., Any] = field(repr=False, compare=False)
+    changes_state: bool = False
+    source: str = ""  # file:line of the definition
+
+    def openai_schema(self) -> dict:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+def tool(func: Callable | None = None, *, name: str | None = None, schema: dict | None = None,
+         changes_state: bool = False):
+    """Mark a function as a tool. Its schema comes from its signature and docstring.
+
+    ``schema`` replaces the derived argument schema (rarely needed); ``changes_state`` documents
+    that the tool writes to the sandbox (shown to authors; the judge compares final state anyway).
+    """
+
+    def mark(f: Callable) -> Callable:
+        f.__lamsim_tool__ = {"name": name or f.__name__, "schema": schema, "changes_state": changes_state}
+        return f
+
+    return mark(func) if func is not None else mark
+
+
+_ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters)\s*:\s*$")
+_SECTION_HEADER = re.compile(r"^\s*(Returns|Raises|Yields|Examples?|Notes?)\s*:\s*$")
+_ARG_LINE = re.compile(r"^\s*(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
+
+
+def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Google-style docstring -> (description, {param: description})."""
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    summary: list[str] = []
+    params: dict[str, str] = {}
+    mode = "summary"
+    current: str | None = None
+    arg_indent: int | None = None
+    for line in lines:
+        if _ARGS_HEADER.match(line):
+            mode, current, arg_indent = "args", None, None
+            continue
+        if _SECTION_HEADER.match(line):
+            mode = "other"
+            continue
+        if mode == "summary":
+            summary.append(line)
+        elif mode == "args":
+            if not line.strip():
+                current = None
+                continue
+            indent = len(line) - len(line.lstrip())
+            match = _ARG_LINE.match(line)
+            if match and (arg_indent is None or indent <= arg_indent):
+                arg_indent = indent
+                current = match.group(1).lstrip("*")
+                params[current] = match.group(3).strip()
+            elif current:
+                params[current] = (params[current] + " " + line.strip()).strip()
+    description = " ".join(" ".join(summary).split())
+    return description, params
+
+
+def type_schema(tp: Any, where: str) -> dict:
+    """JSON schema of one Python type hint."""
+    origin = get_origin(tp)
+    if origin is typing.Annotated:
+        # Annotated[int, {"minimum": 1, "maximum": 50}]: extra JSON-schema keywords for the argument.
+        base, *extras = get_args(tp)
+        schema = dict(type_schema(base, where))
+        for extra in extras:
+            if isinstance(extra, dict):
+                schema.update(extra)
+        return schema
+    if tp is str:
+        return {"type": "string"}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer"}
+    if tp is float:
+        return {"type": "number"}
+    if tp is Any or tp is inspect.Parameter.empty:
+        return {}
+    if tp is dict or origin is dict:
+        args = get_args(tp)
+        schema: dict = {"type": "object"}
+        if args and args[1] is not Any:
+            schema["additionalProperties"] = type_schema(args[1], where)
+        return schema
+    if tp is list or origin in (list, tuple, set, frozenset):
+        args = get_args(tp)
+        schema = {"type": "array"}
+        if args and args[0] is not Any and args[0] is not Ellipsis:
+            schema["items"] = type_schema(args[0], where)
+        return schema
+    if origin is Literal:
+        values = list(get_args(tp))
+        kinds = {type(v) for v in values}
+        schema = {"enum": values}
+        if kinds == {str}:
+            schema = {"type": "string", "enum": values}
+        elif kinds <= {int}:
+            schema = {"type": "integer", "enum": values}
+        return schema
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"type": "string", "enum": [m.value for m in tp]}
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        nullable = len(options) < len(get_args(tp))
+        if len(options) == 1:
+            schema = dict(type_schema(options[0], where))
+        else:
+            schema = {"anyOf": [type_schema(o, where) for o in options]}
+        if nullable and "type" in schema:
+            schema["type"] = [schema["type"], "null"] if isinstance(schema["type"], str) else schema["type"]
+        return schema
+    if typing.is_typeddict(tp):
+        hints = typing.get_type_hints(tp)
+        required = sorted(getattr(tp, "__required_keys__", set(hints)))
+        return {
+            "type": "object",
+            "properties": {k: type_schema(v, where) for k, v in hints.items()},
+            "required": required,
+            "additionalProperties": False,
+        }
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        props, required = {}, []
+        for f in dataclasses.fields(tp):
+            props[f.name] = type_schema(hints[f.name], where)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                required.append(f.name)
+        return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+    raise PackError(f"cannot derive a JSON schema for type {tp!r}", where=where,
+                    hint="use str, int, float, bool, Literal, list[...], dict[...], a TypedDict, "
+                         "or give @tool(schema=...)")
+
+
+def derive_tool(func: Callable, module_path: Path) -> ToolSpec:
+    meta = func.__lamsim_tool__
+    try:
+        line = inspect.getsourcelines(func)[1]
+    except (OSError, TypeError):
+        line = 1
+    where = f"{module_path}:{line}"
+    name = meta["name"]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+        raise PackError(f"tool name {name!r} must be a Python identifier of at most 64 characters", where=where)
+    if name in RESERVED_TOOL_NAMES:
+        raise PackError(f"tool name {name!r} is reserved for the final answer", where=where)
+    description, param_docs = parse_docstring(func.__doc__)
+    if not description:
+        raise PackError(f"tool {name!r} has no docstring", where=where,
+                        hint="the first docstring line is the description the agent reads")
+    signature = inspect.signature(func)
+    params = list(signature.parameters.values())
+    if not params:
+        raise PackError(f"tool {name!r} must take the sandbox as its first argument", where=where)
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception as exc:  # a NameError in an annotation is the author's to fix
+        raise PackError(f"tool {name!r}: cannot read type hints: {exc}", where=where) from None
+    if meta["schema"] is not None:
+        parameters = meta["schema"]
+    else:
+        properties: dict[str, dict] = {}
+        required: list[str] = []
+        for param in params[1:]:
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise PackError(f"tool {name!r}: *args/**kwargs cannot be described to an agent", where=where)
+            if param.name not in hints:
+                raise PackError(f"tool {name!r}: argument {param.name!r} has no type hint", where=where)
+            prop = dict(type_schema(hints[param.name], where))
+            if param.name in param_docs:
+                prop["description"] = param_docs[param.name]
+            if param.default is inspect.Parameter.empty:
+                required.append(param.name)
+            elif param.default is not None:
+                prop["default"] = param.default
+            properties[param.name] = prop
+        parameters = {"type": "object", "properties": properties, "required": required,
+                      "additionalProperties": False}
+    return ToolSpec(name=name, description=description, parameters=parameters, func=func,
+                    changes_state=meta["changes_state"], source=where)
+
+
+# ----- templates -----------------------------------------------------------------------------
+
+
+class DataView:
+    """Read-only view of the seed data for slot samplers."""
+
+    def __init__(self, sandbox: Sandbox):
+        self._sb = sandbox
+
+    def rows(self, table: str) -> list[dict]:
+        return self._sb.rows(table)
+
+    def get(self, table: str, key: Any) -> dict | None:
+        return self._sb.get(table, key)
+
+    def find(self, table: str, **equals: Any) -> list[dict]:
+        return self._sb.find(table, **equals)
+
+    @property
+    def now(self) -> datetime:
+        return self._sb.now
+
+
+@dataclass
+class TemplateSpec:
+    """A parameterised task. See docs/tool-packs.md#templates."""
+
+    id: str
+    query: str
+    answer: str
+    sample: Callable[[DataView, Any], dict] = field(repr=False)
+    gold_program: Callable | None = field(default=None, repr=False)
+    weight: float = 1.0
+    tolerance: float = 1e-6
+    state: bool = False
+    state_fields: dict[str, list[str]] | None = None
+    description: str = ""
+    source: str = ""
+
+    def gold(self, func: Callable) -> Callable:
+        """Decorator: the gold program `func(slots, call) -> answer`."""
+        self.gold_program = func
+        return func
+
+    @property
+    def slot_names(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.query)
+
+
+def template(*, query: str, answer: str = "text", id: str | None = None, weight: float = 1.0,
+             tolerance: float = 1e-6, state: bool = False, state_fields: dict[str, list[str]] | None = None,
+             description: str = ""):
+    """Declare a template; the decorated function samples slots: `sample(data, rng) -> dict`.
+
+    Attach the gold program with `@<name>.gold`. `answer` is one of number, text, list, set,
+    bool, date, json. `state=True` also judges the final sandbox state against the gold state
+    (only the fields in `state_fields` per table, if given).
+    """
+
+    def wrap(func: Callable) -> TemplateSpec:
+        try:
+            line = inspect.getsourcelines(func)[1]
+            src = f"{inspect.getsourcefile(func)}:{line}"
+        except (OSError, TypeError):
+            src = ""
+        spec = TemplateSpec(id=id or func.__name__, query=query, answer=answer, sample=func, weight=weight,
+                            tolerance=tolerance, state=state, state_fields=state_fields,
+                            description=description or (inspect.getdoc(func) or "").split("\n")[0],
+                            source=src)
+        return spec
+
+    return wrap
+
+
+# ----- pack loading --------------------------------------------------------------------------
+
+
+@dataclass
+class Pack:
+    name: str
+    path: Path
+    description: str
+    tools: dict[str, ToolSpec]
+    templates: dict[str, TemplateSpec]
+    seed: Seed
+    version: str  # content hash of the pack's files: records say which pack produced them
+
+    def new_sandbox(self) -> Sandbox:
+        return Sandbox(self.seed)
+
+    def tool_schemas(self) -> list[dict]:
+        return [t.openai_schema() for t in self.tools.values()]
+
+
+def _load_module(path: Path, name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise PackError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        line = frames[-1].lineno if frames else getattr(exc, "lineno", 1)
+        raise PackError(f"error while importing: {type(exc).__name__}: {exc}", where=f"{path}:{line}") from None
+    return module
+
+
+def _pack_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and "__pycache__" not in file.parts and file.suffix in (".py", ".yaml", ".json", ".yml"):
+            digest.update(str(file.relative_to(path)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    file: str = field(metadata={"doc": "JSON file (a list of objects) relative to the pack", "nonempty": True})
+    key: str = field(default="id", metadata={"doc": "primary key field"})
+
+
+@dataclass(frozen=True)
+class PackSettings:
+    name: str = field(metadata={"doc": "pack name", "nonempty": True})
+    description: str = field(default="", metadata={"doc": "what the tools are for"})
+    now: str = field(default="2026-01-01T09:00:00", metadata={"doc": "the sandbox clock (ISO date-time)"})
+    tables: dict[str, TableSettings] = field(default_factory=dict, metadata={"doc": "seed tables"})
+    tools: str = field(default="tools.py", metadata={"doc": "module with @tool functions"})
+    templates: str = field(default="templates.py", metadata={"doc": "module with @template declarations"})
+
+
+def load_pack(path: str | Path) -> Pack:
+    from lamsim_tui.schema_check import Builder
+    from lamsim_tui.yamlload import load_yaml
+
+    path = Path(path)
+    manifest = path / "pack.yaml"
+    if not path.is_dir():
+        parent = path.parent
+        known = sorted(p.name for p in parent.iterdir() if (p / "pack.yaml").exists()) if parent.is_dir() else []
+        hint = ("packs there: " + ", ".join(known)) if known else "run `lamsim pack new NAME` to create one"
+        raise PackError(f"tool pack not found: {path}", hint=hint)
+    if not manifest.exists():
+        raise PackError(f"not a tool pack (no pack.yaml): {path}")
+    located = load_yaml(manifest, PackError)
+    try:
+        settings: PackSettings = Builder(located).build_dataclass(PackSettings, located.data, ())
+    except Exception as exc:  # ConfigError from the builder: same message, pack flavour
+        if hasattr(exc, "where"):
+            raise PackError(exc.message, where=exc.where, hint=exc.hint) from None
+        raise
+    try:
+        now = datetime.fromisoformat(settings.now)
+    except ValueError:
+        raise PackError(f"now: not an ISO date-time: {settings.now!r}", where=located.where(("now",))) from None
+
+    tables: dict[str, dict[Any, dict]] = {}
+    keys: dict[str, str] = {}
+    for table, tset in settings.tables.items():
+        file = path / tset.file
+        where = located.where(("tables", table))
+        try:
+            rows = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PackError(f"seed data file not found: {file}", where=where) from None
+        except json.JSONDecodeError as exc:
+            raise PackError(f"invalid JSON at line {exc.lineno}: {exc.msg}", where=f"{file}:{exc.lineno}") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise PackError("seed data must be a JSON list of objects", where=str(file))
+        by_key: dict[Any, dict] = {}
+        for i, row in enumerate(rows):
+            if tset.key not in row:
+                raise PackError(f"row {i} has no key field {tset.key!r}", where=str(file))
+            if row[tset.key] in by_key:
+                raise PackError(f"duplicate key {row[tset.key]!r} in row {i}", where=str(file))
+            by_key[row[tset.key]] = row
+        tables[table] = by_key
+        keys[table] = tset.key
+    seed = Seed(tables=tables, keys=keys, now=now)
+
+    version = _pack_hash(path)
+    prefix = f"lamsim_pack_{re.sub(r'[^0-9A-Za-z_]', '_', settings.name)}_{version}"
+    tools: dict[str, ToolSpec] = {}
+    tools_file = path / settings.tools
+    if not tools_file.exists():
+        raise PackError(f"tools module not found: {tools_file}", where=located.where(("tools",)))
+    module = _load_module(tools_file, prefix + "_tools")
+    for value in vars(module).values():
+        if callable(value) and hasattr(value, "__lamsim_tool__") and getattr(value, "__module__", "") == module.__name__:
+            spec = derive_tool(value, tools_file)
+            if spec.name in tools:
+                raise PackError(f"two tools are named {spec.name!r}", where=spec.source)
+            tools[spec.name] = spec
+    if not tools:
+        raise PackError("the tools module defines no @tool functions", where=str(tools_file))
+
+    templates: dict[str, TemplateSpec] = {}
+    templates_file = path / settings.templates
+    if templates_file.exists():
+        tmod = _load_module(templates_file, prefix + "_templates")
+        for value in vars(tmod).values():
+            if isinstance(value, TemplateSpec):
+                where = value.source or str(templates_file)
+                if value.answer not in ANSWER_TYPES:
+                    raise PackError(f"template {value.id!r}: answer type {value.answer!r} is not one of "
+                                    f"{', '.join(ANSWER_TYPES)}", where=where)
+                if value.gold_program is None:
+                    raise PackError(f"template {value.id!r} has no gold program", where=where,
+                                    hint=f"add a function decorated with @{value.id}.gold")
+                if value.id in templates:
+                    raise PackError(f"two templates have id {value.id!r}", where=where)
+                templates[value.id] = value
+    return Pack(name=settings.name, path=path.resolve(), description=settings.description, tools=tools,
+                templates=templates, seed=seed, version=version)

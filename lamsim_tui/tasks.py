@@ -1,0 +1,267 @@
+"""Task generation: fill templates from the pack's seed data and compute ground truth by running
+each template's gold program through the same execution path as the agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lamsim_tui.actions import ToolCall
+from lamsim_tui.feedback import Finding
+from lamsim_tui.packs import DataView, Pack, TemplateSpec
+from lamsim_tui.runner import ToolRunner
+
+
+def to_json_value(value: Any) -> Any:
+    """Plain JSON data (what the store keeps); dates and other objects become strings."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    template: str
+    query: str
+    slots: dict
+    gold_calls: list[dict]  # [{"tool", "arguments", "result"}]
+    gold_answer: Any
+    answer_type: str
+    tolerance: float
+    judge_state: bool
+    state_fields: dict | None
+    gold_state: dict
+    original_query: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Task":
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+
+class GoldFailure(Exception):
+    """A template's gold program failed: the template is broken, not the agent."""
+
+    def __init__(self, template: str, reason: str, where: str = ""):
+        super().__init__(reason)
+        self.template = template
+        self.reason = reason
+        self.where = where
+
+
+def task_id(pack: Pack, template: str, slots: dict) -> str:
+    blob = json.dumps([pack.name, template, slots], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _user_frame(exc: BaseException, spec: TemplateSpec) -> str:
+    import traceback
+
+    src_file = spec.source.rsplit(":", 1)[0] if spec.source else ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if src_file and f.filename == src_file]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else spec.source
+
+
+def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -> tuple[list[dict], Any, dict]:
+    """Run a gold program on a fresh sandbox: (gold calls, answer, final state changes)."""
+    sb = pack.new_sandbox()
+    calls: list[dict] = []
+
+    def call(tool: str, **arguments: Any) -> Any:
+        outcome = runner.execute_sync(sb, ToolCall(tool=tool, arguments=arguments))
+        if not outcome.ok:
+            detail = "; ".join(f"[{f.code}] {f.message}" for f in outcome.findings)
+            if outcome.crash:
+                detail += "\n" + outcome.crash
+            raise _GoldCallFailed(f"gold call {tool}({_short(arguments)}) failed: {detail}", outcome.findings)
+        calls.append({"tool": tool, "arguments": to_json_value(arguments), "result": to_json_value(outcome.result)})
+        return outcome.result
+
+    try:
+        answer = spec.gold_program(slots, call)
+    except _GoldCallFailed as exc:
+        raise GoldFailure(spec.id, str(exc), _user_frame(exc, spec)) from None
+    except Exception as exc:
+        raise GoldFailure(spec.id, f"gold program raised {type(exc).__name__}: {exc}", _user_frame(exc, spec)) from None
+    if answer is None:
+        raise GoldFailure(spec.id, "gold program returned no answer (None)", spec.source)
+    return calls, to_json_value(answer), to_json_value(sb.changes())
+
+
+class _GoldCallFailed(Exception):
+    def __init__(self, message: str, findings: list[Finding]):
+        super().__init__(message)
+        self.findings = findings
+
+
+def _short(arguments: dict) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random) -> dict:
+    view = DataView(pack.new_sandbox())
+    try:
+        slots = spec.sample(view, rng)
+    except Exception as exc:
+        raise GoldFailure(spec.id, f"slot sampler raised {type(exc).__name__}: {exc}", _user_frame(exc, spec)) from None
+    if not isinstance(slots, dict):
+        raise GoldFailure(spec.id, f"slot sampler must return a dict of slots, got {type(slots).__name__}", spec.source)
+    missing = [s for s in spec.slot_names if s not in slots]
+    if missing:
+        raise GoldFailure(spec.id, f"query needs slot(s) {', '.join(missing)} that the sampler did not return",
+                          spec.source)
+    return to_json_value(slots)
+
+
+def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -> Task:
+    calls, answer, state = run_gold(pack, spec, slots, runner)
+    return Task(
+        id=task_id(pack, spec.id, slots),
+        template=spec.id,
+        query=spec.query.format(**slots),
+        slots=slots,
+        gold_calls=calls,
+        gold_answer=answer,
+        answer_type=spec.answer,
+        tolerance=spec.tolerance,
+        judge_state=spec.state,
+        state_fields=spec.state_fields,
+        gold_state=state,
+    )
+
+
+@dataclass
+class Generation:
+    tasks: list[Task]
+    failures: dict[str, list[GoldFailure]] = field(default_factory=dict)
+    exhausted: list[str] = field(default_factory=list)  # templates that ran out of distinct tasks
+
+
+def template_weights(pack: Pack, selection: Any) -> dict[str, float]:
+    """Resolve a session's `templates` setting (all | [ids] | {id: weight}) against the pack."""
+    from lamsim_tui.errors import ConfigError
+    from lamsim_tui.feedback import nearest_names
+
+    if selection == "all" or selection is None:
+        return {tid: spec.weight for tid, spec in pack.templates.items()}
+    items = selection.items() if isinstance(selection, dict) else ((tid, None) for tid in selection)
+    weights = {}
+    for tid, weight in items:
+        if tid not in pack.templates:
+            close = nearest_names(tid, pack.templates)
+            hint = f"did you mean {close[0]!r}?" if close else "templates: " + ", ".join(pack.templates)
+            raise ConfigError(f"templates: pack {pack.name!r} has no template {tid!r}", hint=hint)
+        weights[tid] = pack.templates[tid].weight if weight is None else float(weight)
+    return weights
+
+
+class TaskGenerator:
+    """Reproducible: the same pack, weights and seed give the same tasks in the same order."""
+
+    def __init__(self, pack: Pack, weights: dict[str, float], runner: ToolRunner):
+        self.pack = pack
+        self.weights = {k: w for k, w in weights.items() if w > 0}
+        self.runner = runner
+
+    def generate(self, n: int, seed: int, max_tries_per_task: int = 30) -> Generation:
+        rng = random.Random(seed)
+        result = Generation(tasks=[])
+        seen: set[str] = set()
+        active = dict(self.weights)
+        misses: dict[str, int] = {tid: 0 for tid in active}
+        tries = 0
+        while len(result.tasks) < n and active and tries < n * max_tries_per_task:
+            tries += 1
+            ids = list(active)
+            tid = rng.choices(ids, weights=[active[i] for i in ids])[0]
+            spec = self.pack.templates[tid]
+            draw = random.Random(rng.getrandbits(64))
+            try:
+                slots = sample_slots(self.pack, spec, draw)
+                key = task_id(self.pack, tid, slots)
+                if key in seen:
+                    misses[tid] += 1
+                    if misses[tid] >= max_tries_per_task:  # slot space exhausted: stop drawing it
+                        active.pop(tid)
+                        result.exhausted.append(tid)
+                    continue
+                misses[tid] = 0
+                task = make_task(self.pack, spec, slots, self.runner)
+            except GoldFailure as failure:
+                result.failures.setdefault(tid, []).append(failure)
+                if len(result.failures[tid]) >= 3:  # a broken template never reaches an agent
+                    active.pop(tid, None)
+                continue
+            seen.add(key)
+            result.tasks.append(task)
+        return result
+
+
+@dataclass
+class TemplateReport:
+    template: str
+    tried: int = 0
+    ok: int = 0
+    distinct: int = 0
+    failures: list[GoldFailure] = field(default_factory=list)
+    examples: list[tuple[str, Any]] = field(default_factory=list)
+    gold_calls: tuple[int, int] = (0, 0)
+    max_gold_s: float = 0.0
+    saturated: bool = False
+
+
+def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int = 0,
+                    only: list[str] | None = None) -> list[TemplateReport]:
+    """Sample tasks from every template and run their gold programs (for `lamsim check`)."""
+    reports = []
+    for tid, spec in pack.templates.items():
+        if only is not None and tid not in only:
+            continue
+        report = TemplateReport(template=tid)
+        rng = random.Random(f"{seed}:{tid}")
+        seen: set[str] = set()
+        counts: list[int] = []
+        for _ in range(samples):
+            report.tried += 1
+            try:
+                slots = sample_slots(pack, spec, random.Random(rng.getrandbits(64)))
+                key = task_id(pack, tid, slots)
+                started = time.perf_counter()
+                task = make_task(pack, spec, slots, runner)
+                report.max_gold_s = max(report.max_gold_s, time.perf_counter() - started)
+            except GoldFailure as failure:
+                report.failures.append(failure)
+                continue
+            report.ok += 1
+            counts.append(len(task.gold_calls))
+            if key not in seen:
+                seen.add(key)
+                if len(report.examples) < 2:
+                    report.examples.append((task.query, task.gold_answer))
+        # Estimate the slot space: keep drawing until new tasks stop appearing.
+        extra_rng = random.Random(f"{seed}:{tid}:space")
+        misses = 0
+        draws = 0
+        while misses < 60 and draws < 2000 and not report.failures:
+            draws += 1
+            try:
+                key = task_id(pack, tid, sample_slots(pack, spec, random.Random(extra_rng.getrandbits(64))))
+            except GoldFailure:
+                break
+            if key in seen:
+                misses += 1
+            else:
+                seen.add(key)
+                misses = 0
+        report.saturated = draws < 2000
+        report.distinct = len(seen)
+        report.gold_calls = (min(counts), max(counts)) if counts else (0, 0)
+        reports.append(report)
+    return reports

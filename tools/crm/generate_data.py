@@ -148,7 +148,7 @@ def generate(seed: int = SEED) -> dict[str, list[dict]]:
                          "manager_id": rng.choice(team_agents["accounts"])})
     domains = {a["id"]: "".join(ch for ch in a["name"].lower() if ch.isalnum()) + ".example" for a in accounts}
 
-    all_names = [f"{f} {l}" for f in FIRST for l in LAST]
+    all_names = [f"{first} {last}" for first in FIRST for last in LAST]
     rng.shuffle(all_names)
     dup_names = all_names[:12]  # each at two different accounts
     unique_names = iter(all_names[12:])

@@ -349,10 +349,10 @@ def _(slots, call):
     return agent_id
 
 
-@template(query="The customer of case {case_id} asks for a refund of the case's order. If the order is still within its refund window, "
-                "refund everything not yet refunded on that order and close the case; otherwise escalate the "
-                "case. Either way, add a note to the case saying what you did. Answer with the amount refunded "
-                "(0 if none).", answer="number", tolerance=0.01, state=True,
+@template(query="The customer of case {case_id} asks for a refund of the case's order. If the order is still "
+                "within its refund window, refund everything not yet refunded on that order and close the case; "
+                "otherwise escalate the case. Either way, add a note to the case saying what you did. Answer "
+                "with the amount refunded (0 if none).", answer="number", tolerance=0.01, state=True,
           state_fields={"cases": ["status"], "refunds": ["order_id", "amount"], "notes": ["case_id"]})
 def refund_case_order(data, rng):
     """Policy check, then refund+close or escalate, plus a note (5-6 calls)."""

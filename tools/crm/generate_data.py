@@ -266,13 +266,14 @@ def generate(seed: int = SEED) -> dict[str, list[dict]]:
         when = date.fromisoformat(o["order_date"]) + timedelta(days=rng.randint(1, window[o["product_id"]]))
         full = rng.random() < 0.4
         amount = o["amount"] if full else round(o["amount"] * rng.choice([0.2, 0.25, 0.5]), 2)
+        reason = rng.choice(["damaged item", "customer request", "billing error", "late delivery"])
+        at = datetime.combine(when, datetime.min.time()) + timedelta(hours=rng.randint(8, 17))
         refunds.append({"id": f"R-{i + 1:04d}", "order_id": o["id"], "account_id": o["account_id"],
-                        "amount": amount, "reason": rng.choice(["damaged item", "customer request", "billing error",
-                                                                "late delivery"]),
-                        "created_at": _iso(datetime.combine(when, datetime.min.time()) + timedelta(hours=rng.randint(8, 17)))})
+                        "amount": amount, "reason": reason, "created_at": _iso(at)})
     # recent partial refunds on still-refundable orders (so "remaining amount" matters)
-    recent = [o for o in orders if 0 < (NOW.date() - date.fromisoformat(o["order_date"])).days <= window[o["product_id"]]
-              and o["id"] not in {r["order_id"] for r in refunds}]
+    refunded_ids = {r["order_id"] for r in refunds}
+    recent = [o for o in orders if o["id"] not in refunded_ids
+              and 0 < (NOW.date() - date.fromisoformat(o["order_date"])).days <= window[o["product_id"]]]
     for o in rng.sample(recent, 10):
         refunds.append({"id": f"R-{len(refunds) + 1:04d}", "order_id": o["id"], "account_id": o["account_id"],
                         "amount": round(o["amount"] * rng.choice([0.2, 0.25, 0.5]), 2), "reason": "goodwill credit",

@@ -16,6 +16,11 @@ MONTHS = {f"2026-{m:02d}": name + " 2026" for m, name in enumerate(
     ["January", "February", "March", "April", "May", "June"], start=1)}
 MONTH_BY_LABEL = {label: key for key, label in MONTHS.items()}
 TEAMS = ["billing", "technical", "logistics", "accounts"]
+TOPIC_PHRASES = {  # article topic -> how a user asks about it
+    "setup": "setting up", "reset": "factory resets", "firmware": "firmware updates",
+    "connectivity": "connectivity problems", "warranty": "warranty claims", "return": "returns",
+    "billing": "billing questions", "licence": "activating the licence", "cancel": "cancelling",
+}
 
 
 # ----- helpers (seed side) ---------------------------------------------------------------------
@@ -113,13 +118,14 @@ def article_for_product(data, rng):
     """Knowledge search; several products share the topic, so the product must be matched."""
     article = rng.choice(data.rows("articles"))
     product = data.get("products", article["product_id"])
-    return {"topic": article["topic"], "product_name": product["name"]}
+    return {"topic": TOPIC_PHRASES[article["topic"]], "product_name": product["name"]}
 
 
 @article_for_product.gold
 def _(slots, call):
     product_id = _product_id(call, slots["product_name"])
-    found = call("search_articles", query=slots["topic"])
+    keyword = next(k for k, phrase in TOPIC_PHRASES.items() if phrase == slots["topic"])
+    found = call("search_articles", query=keyword)
     return next(a["id"] for a in found["articles"] if a["product_id"] == product_id)
 
 

@@ -58,6 +58,17 @@ def _refunded(sb: Sandbox, order_id: str) -> float:
     return round(sum(r["amount"] for r in sb.iter_rows("refunds") if r["order_id"] == order_id), 2)
 
 
+_STOP_WORDS = {"the", "a", "an", "of", "for", "how", "to", "about", "and", "on", "with", "in", "article"}
+
+
+def _stem(word: str) -> str:
+    """Crude stemming so "resets" finds "reset" and "updates" finds "updating"."""
+    for suffix in ("ing", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
 def _month(month: str) -> str:
     month = month.strip()
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
@@ -183,7 +194,7 @@ def get_policy(sb: Sandbox, category: str) -> dict:
 @tool
 def search_articles(sb: Sandbox, query: str) -> dict:
     """Search knowledge articles by title keywords."""
-    words = [w for w in re.findall(r"\w+", query.lower()) if w not in ("the", "a", "of", "for", "how", "to")]
+    words = [_stem(w) for w in re.findall(r"\w+", query.lower()) if w not in _STOP_WORDS]
     if not words:
         raise ToolError("Give one or more keywords.")
     hits = []
@@ -191,7 +202,10 @@ def search_articles(sb: Sandbox, query: str) -> dict:
         text = f"{a['title']} {a['topic']}".lower()
         if all(w in text for w in words):
             hits.append({"id": a["id"], "title": a["title"], "product_id": a["product_id"], "summary": a["summary"]})
-    return {"matched": len(hits), "articles": hits[:10]}
+    out: dict = {"matched": len(hits), "articles": hits[:10]}
+    if not hits:
+        out["note"] = "No title has all these words; try fewer keywords."
+    return out
 
 
 @tool

@@ -239,7 +239,7 @@ def generate(seed: int = SEED) -> dict[str, list[dict]]:
                           "transfers": rng.choices([0, 1, 2, 3], [0.6, 0.25, 0.1, 0.05])[0]})
 
     # Make the least-loaded agent of every team unique (tasks ask for "the agent with the fewest
-    # open cases on team X"): move an unclosed case from the busiest tied-team agent if needed.
+    # active cases on team X"): move an unclosed case from the busiest tied-team agent if needed.
     def open_counts(team: str) -> dict[str, int]:
         counts = {a: 0 for a in team_agents[team]}
         for c in cases:

@@ -310,8 +310,8 @@ def _(slots, call):
 # ----- state-changing tasks --------------------------------------------------------------------
 
 
-@template(query="Escalate case {case_id} and assign it to the {team} agent with the fewest open cases. "
-                "Answer with that agent's id.", answer="text", state=True,
+@template(query="Escalate case {case_id} and assign it to the {team} agent with the fewest active (not closed) "
+                "cases. Answer with that agent's id.", answer="text", state=True,
           state_fields={"cases": ["status", "agent_id"]})
 def escalate_and_assign(data, rng):
     """Status change plus a workload lookup and a reassignment."""
@@ -334,7 +334,7 @@ def escalate_and_assign(data, rng):
 def _(slots, call):
     call("update_case_status", case_id=slots["case_id"], status="escalated")
     agents = call("list_agents", team=slots["team"])
-    best = min(agents, key=lambda a: (a["open_cases"], a["id"]))
+    best = min(agents, key=lambda a: (a["active_cases"], a["id"]))
     call("assign_case", case_id=slots["case_id"], agent_id=best["id"])
     return best["id"]
 

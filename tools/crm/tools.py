@@ -144,17 +144,17 @@ def get_account(sb: Sandbox, account: str) -> dict:
 
 @tool
 def get_agent(sb: Sandbox, agent_id: str) -> dict:
-    """Get an agent (e.g. AG-07) with their count of open (not closed) cases."""
+    """Get an agent (e.g. AG-07) with their count of active (not closed) cases."""
     agent = _agent(sb, agent_id)
-    agent["open_cases"] = _open_counts(sb).get(agent["id"], 0)
+    agent["active_cases"] = _open_counts(sb).get(agent["id"], 0)
     return agent
 
 
 @tool
 def list_agents(sb: Sandbox, team: Team | None = None) -> list[dict]:
-    """List agents with their counts of open (not closed) cases."""
+    """List agents with their counts of active (not closed) cases."""
     counts = _open_counts(sb)
-    return [{"id": a["id"], "name": a["name"], "team": a["team"], "open_cases": counts.get(a["id"], 0)}
+    return [{"id": a["id"], "name": a["name"], "team": a["team"], "active_cases": counts.get(a["id"], 0)}
             for a in sb.iter_rows("agents") if team is None or a["team"] == team]
 
 

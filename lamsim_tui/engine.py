@@ -13,10 +13,11 @@ import hashlib
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from lamsim_tui.actions import Finish, ToolCall
 from lamsim_tui.agents.base import AgentFactory, EpisodeView, ModelFailure, StepView
@@ -44,7 +45,7 @@ MODEL_FAILURES_BEFORE_PAUSE = 3
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def episode_seed(session_seed: int, task_id: str, attempt: int) -> int:
@@ -97,7 +98,7 @@ async def run_episode(
         t_model = time.perf_counter()
         try:
             turn = await asyncio.wait_for(agent.step(view, emit), remaining)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             model_s += time.perf_counter() - t_model
             end_reason = "budget.time"
             break
@@ -142,11 +143,11 @@ async def run_episode(
                 findings.extend(outcome.findings)
                 executed_calls.setdefault(signature, index)
         elif isinstance(action, Finish):
-            answers_given += 1
             problem = check_answer_form(task.answer_type, action.answer, action.has_answer)
             if problem is not None:
                 findings.append(problem)
             else:
+                answers_given += 1
                 correct = answers_match(task.answer_type, action.answer, task.gold_answer, task.tolerance)
                 if correct and task.judge_state:
                     from lamsim_tui.judge import states_match

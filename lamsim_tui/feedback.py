@@ -12,8 +12,9 @@ A failed pre-execution check means the tool is not executed; the findings are th
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
 

@@ -11,10 +11,11 @@ import ctypes
 import json
 import threading
 import traceback
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from lamsim_tui.actions import ToolCall
 from lamsim_tui.feedback import Finding, check_object, enabled, finding, nearest_names
@@ -148,7 +149,7 @@ class ToolRunner:
         future = _pool().submit(_invoke, job, self.pack.tools[call.tool].func, sb, call.arguments)
         try:
             status, value = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             job.stop()
             status, value = "timeout", None
         return self._outcome(call, status, value)

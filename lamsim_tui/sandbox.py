@@ -7,9 +7,10 @@ So a fresh sandbox per episode costs microseconds and episodes never see each ot
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 
 class ToolError(Exception):

@@ -41,7 +41,7 @@ class Task:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Task":
+    def from_dict(cls, data: dict) -> Task:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
 
@@ -73,7 +73,7 @@ def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) ->
     sb = pack.new_sandbox()
     calls: list[dict] = []
 
-    def call(tool: str, **arguments: Any) -> Any:
+    def call(tool: str, /, **arguments: Any) -> Any:
         outcome = runner.execute_sync(sb, ToolCall(tool=tool, arguments=arguments))
         if not outcome.ok:
             detail = "; ".join(f"[{f.code}] {f.message}" for f in outcome.findings)

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from lamsim_tui.packs import Pack
 
 
-def make_agent_factory(session: "Session", pack: "Pack", kind: str | None = None) -> "AgentFactory":
+def make_agent_factory(session: Session, pack: Pack, kind: str | None = None) -> AgentFactory:
     """The factory for the session's agent kind (`--agent` overrides it). Imports lazily."""
     kind = kind or session.agent.kind
     if kind == "scripted":

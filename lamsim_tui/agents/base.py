@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lamsim_tui.actions import Parsed
 
@@ -32,11 +33,11 @@ class EpisodeView:
 
     episode_id: str
     query: str
-    tools: list["ToolSpec"]
+    tools: list[ToolSpec]
     steps: list[StepView]
     step_budget: int
     seed: int
-    task: "Task" = field(repr=False)  # for the scripted agent only: it replays the gold program
+    task: Task = field(repr=False)  # for the scripted agent only: it replays the gold program
 
 
 @dataclass
@@ -50,7 +51,7 @@ class AgentTurn:
 
 
 class Agent(Protocol):
-    async def step(self, episode: EpisodeView, emit: Callable[["Event"], None]) -> AgentTurn:
+    async def step(self, episode: EpisodeView, emit: Callable[[Event], None]) -> AgentTurn:
         """Propose the next action. Stream text with `emit(TextDelta(...))` while generating.
 
         Raise `ModelFailure` for model/server faults the agent could not recover from.

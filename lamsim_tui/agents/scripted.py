@@ -11,6 +11,7 @@ import asyncio
 import json
 import random
 import re
+from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,8 +22,10 @@ from lamsim_tui.events import TextDelta
 # Mistakes made before a gold call, and (separately) before the final answer.
 CALL_MISTAKES = ("misspell", "missing_arg", "wrong_type", "bad_enum", "extra_arg", "out_of_range",
                  "missing_record", "neighbour_record", "repeat", "unparseable", "empty", "shape")
+RARE_MISTAKES = ("bad_enum", "out_of_range", "wrong_type")
 ANSWER_MISTAKES = ("premature", "no_answer", "malformed_answer")
 DAWDLE_RATE = 0.04  # chance per episode of wandering until the step budget runs out
+DAWDLE_EVERY = 25
 
 
 class ScriptedAgentFactory:
@@ -31,12 +34,15 @@ class ScriptedAgentFactory:
         self.pack = pack
         self.mistake_rate = session.agent.mistake_rate if session is not None else 0.35
         self.stream_cps = stream_cps
+        # Kinds of mistakes made so far in this run: each episode prefers the least used kinds that
+        # fit its task, so a short run still exercises every feedback check.
+        self.used: Counter = Counter()
 
     def describe(self) -> dict:
         return {"kind": "scripted", "mistake_rate": self.mistake_rate, "format": "json"}
 
     def for_episode(self, episode_id: str, seed: int):
-        return ScriptedAgent(self.pack, random.Random(seed), self.mistake_rate, self.stream_cps), {}
+        return ScriptedAgent(self.pack, random.Random(seed), self.mistake_rate, self.stream_cps, self.used), {}
 
     async def start(self) -> None:
         return None
@@ -89,7 +95,9 @@ _MALFORMED = {"number": "about a dozen", "bool": "maybe", "date": "sometime soon
 
 
 class ScriptedAgent:
-    def __init__(self, pack, rng: random.Random, mistake_rate: float, stream_cps: float = 0.0):
+    def __init__(self, pack, rng: random.Random, mistake_rate: float, stream_cps: float = 0.0,
+                 used: Counter | None = None):
+        self.used = used if used is not None else Counter()
         self.pack = pack
         self.rng = rng
         self.mistake_rate = mistake_rate
@@ -101,7 +109,12 @@ class ScriptedAgent:
         task = episode.task
         rng = self.rng
         plan: list[str] = []
-        if rng.random() < DAWDLE_RATE * (self.mistake_rate / 0.35 if self.mistake_rate else 0):
+        # Wander until the budget runs out now and then: at a small rate, and at least once in
+        # every DAWDLE_EVERY episodes of a run, so `budget.*` findings appear in short runs too.
+        self.used["episodes since wandering"] += 1
+        wander = rng.random() < DAWDLE_RATE * (self.mistake_rate / 0.35)
+        if self.mistake_rate > 0 and (wander or self.used["episodes since wandering"] >= DAWDLE_EVERY):
+            self.used["episodes since wandering"] = 0
             return [self._json("Let me look around first.", "__dawdle__", {})] * (episode.step_budget + 1)
         for call in task.gold_calls:
             while rng.random() < self.mistake_rate:  # sometimes several mistakes in a row
@@ -117,7 +130,8 @@ class ScriptedAgent:
                     break
             plan.append(self._json(self._thought(call), call["tool"], call["arguments"]))
         if rng.random() < self.mistake_rate:
-            kind = rng.choice(ANSWER_MISTAKES)
+            options = [k for k in ANSWER_MISTAKES if k != "malformed_answer" or task.answer_type in _MALFORMED]
+            kind = self._least_used(options)
             if kind == "premature":
                 wrong = _wrong_answer(task.answer_type, task.gold_answer, rng)
                 plan.insert(rng.randint(0, len(plan)), self._json("I think I know the answer already.",
@@ -138,64 +152,77 @@ class ScriptedAgent:
         return render_json_action(thought, tool, arguments)
 
     def _call_mistake(self, call: dict) -> tuple[str, list[str]] | None:
-        rng = self.rng
         tool, args = call["tool"], dict(call["arguments"])
         spec = self.pack.tools.get(tool)
         props = spec.parameters.get("properties", {}) if spec else {}
         required = [a for a in (spec.parameters.get("required", []) if spec else []) if a in args]
-        kinds = list(CALL_MISTAKES)
-        rng.shuffle(kinds)
-        for kind in kinds:
-            if kind == "misspell":
-                wrong = _misspell(tool, rng)
-                if wrong != tool and wrong not in self.pack.tools:
-                    return kind, [self._json(self._thought(call), wrong, args)]
-            elif kind == "missing_arg" and required:
-                name = rng.choice(required)
-                return kind, [self._json(self._thought(call), tool, {k: v for k, v in args.items() if k != name})]
-            elif kind == "wrong_type":
-                for name, value in args.items():
-                    if isinstance(value, bool):
-                        continue
-                    if isinstance(value, int) and props.get(name, {}).get("type") == "integer":
-                        return kind, [self._json(self._thought(call), tool, {**args, name: str(value)})]
-                    if isinstance(value, str) and props.get(name, {}).get("type") == "string":
-                        return kind, [self._json(self._thought(call), tool, {**args, name: [value]})]
-            elif kind == "bad_enum":
-                # A wrongly cased or invented value for an enum argument (given or optional).
-                for name, prop in props.items():
-                    values = prop.get("enum") or []
-                    if values and isinstance(values[0], str):
-                        value = args.get(name, rng.choice(values))
-                        wrong = value.upper() if value.upper() != value else value.lower() + "_"
-                        if wrong not in values:
-                            return kind, [self._json(self._thought(call), tool, {**args, name: wrong})]
-            elif kind == "out_of_range":
-                for name, prop in props.items():
-                    if "maximum" in prop:
-                        return kind, [self._json(self._thought(call), tool, {**args, name: prop["maximum"] * 10 + 1})]
-                    if "minimum" in prop:
-                        return kind, [self._json(self._thought(call), tool, {**args, name: prop["minimum"] - 1})]
-            elif kind == "extra_arg":
-                extra = rng.choice(["verbose", "limit_results", "id", "details"])
-                if extra not in props:
-                    return kind, [self._json(self._thought(call), tool, {**args, extra: True})]
-            elif kind in ("missing_record", "neighbour_record"):
-                for name, value in args.items():
-                    if isinstance(value, str) and re.search(r"\d", value) and name.endswith("id"):
-                        shifted = _shift_id(value, 7919 if kind == "missing_record" else 1)
-                        if shifted:
-                            return kind, [self._json(self._thought(call), tool, {**args, name: shifted})]
-            elif kind == "repeat":
-                return kind, [self._json("Let me check that again.", tool, args)]
-            elif kind == "unparseable":
-                broken = self._json(self._thought(call), tool, args)
-                return kind, [rng.choice([broken[: max(10, len(broken) // 2)],
-                                          f"I should use {tool} now with {json.dumps(args)[:40]}"])]
-            elif kind == "empty":
-                return kind, [""]
-            elif kind == "shape":
-                return kind, [json.dumps({"thought": self._thought(call), "arguments": args})]
+        candidates: dict[str, list[str]] = {}
+        for kind in CALL_MISTAKES:
+            made = self._mistake_of_kind(kind, call, tool, args, props, required)
+            if made is not None:
+                candidates[kind] = made
+        if not candidates:
+            return None
+        kind = self._least_used(list(candidates))
+        return kind, candidates[kind]
+
+    def _least_used(self, kinds: list[str]) -> str:
+        ranked = sorted(kinds, key=lambda k: (self.used[k], self.rng.random()))
+        self.used[ranked[0]] += 1
+        return ranked[0]
+
+    def _mistake_of_kind(self, kind, call, tool, args, props, required) -> list[str] | None:
+        rng = self.rng
+        if kind == "misspell":
+            wrong = _misspell(tool, rng)
+            if wrong != tool and wrong not in self.pack.tools:
+                return [self._json(self._thought(call), wrong, args)]
+        elif kind == "missing_arg" and required:
+            name = rng.choice(required)
+            return [self._json(self._thought(call), tool, {k: v for k, v in args.items() if k != name})]
+        elif kind == "wrong_type":
+            for name, value in args.items():
+                if isinstance(value, bool):
+                    continue
+                if isinstance(value, int) and props.get(name, {}).get("type") == "integer":
+                    return [self._json(self._thought(call), tool, {**args, name: str(value)})]
+                if isinstance(value, str) and props.get(name, {}).get("type") == "string":
+                    return [self._json(self._thought(call), tool, {**args, name: [value]})]
+        elif kind == "bad_enum":
+            # A wrongly cased or invented value for an enum argument (given or optional).
+            for name, prop in props.items():
+                values = prop.get("enum") or []
+                if values and isinstance(values[0], str):
+                    value = args.get(name, rng.choice(values))
+                    wrong = value.upper() if value.upper() != value else value.lower() + "_"
+                    if wrong not in values:
+                        return [self._json(self._thought(call), tool, {**args, name: wrong})]
+        elif kind == "out_of_range":
+            for name, prop in props.items():
+                if "maximum" in prop:
+                    return [self._json(self._thought(call), tool, {**args, name: prop["maximum"] * 10 + 1})]
+                if "minimum" in prop:
+                    return [self._json(self._thought(call), tool, {**args, name: prop["minimum"] - 1})]
+        elif kind == "extra_arg":
+            extra = rng.choice(["verbose", "limit_results", "id", "details"])
+            if extra not in props:
+                return [self._json(self._thought(call), tool, {**args, extra: True})]
+        elif kind in ("missing_record", "neighbour_record"):
+            for name, value in args.items():
+                if isinstance(value, str) and re.search(r"\d", value) and name.endswith("id"):
+                    shifted = _shift_id(value, 7919 if kind == "missing_record" else 1)
+                    if shifted:
+                        return [self._json(self._thought(call), tool, {**args, name: shifted})]
+        elif kind == "repeat":
+            return [self._json("Let me check that again.", tool, args)]
+        elif kind == "unparseable":
+            broken = self._json(self._thought(call), tool, args)
+            return [rng.choice([broken[: max(10, len(broken) // 2)],
+                                      f"I should use {tool} now with {json.dumps(args)[:40]}"])]
+        elif kind == "empty":
+            return [""]
+        elif kind == "shape":
+            return [json.dumps({"thought": self._thought(call), "arguments": args})]
         return None
 
     # ----- acting ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from lamsim_tui.packs import Sandbox, ToolError, tool
 
@@ -89,11 +89,13 @@ def get_case(sb: Sandbox, case_id: str) -> dict:
 
 @tool
 def list_cases(sb: Sandbox, status: Status | None = None, product_id: str | None = None,
-               agent_id: str | None = None, contact_id: str | None = None, month: str | None = None) -> dict:
+               agent_id: str | None = None, contact_id: str | None = None, month: str | None = None,
+               limit: Annotated[int, {"minimum": 1, "maximum": MAX_ROWS}] = MAX_ROWS) -> dict:
     """List cases matching all given filters, newest first.
 
     Args:
         month: Month created, YYYY-MM.
+        limit: Most rows to show.
     """
     want = {k: v.strip() for k, v in (("status", status), ("product_id", product_id), ("agent_id", agent_id),
                                       ("contact_id", contact_id)) if v}
@@ -102,9 +104,9 @@ def list_cases(sb: Sandbox, status: Status | None = None, product_id: str | None
             if all(c[k] == v for k, v in want.items()) and (prefix is None or c["created_at"].startswith(prefix))]
     hits.sort(key=lambda c: (c["created_at"], c["id"]), reverse=True)
     keep = ("id", "subject", "status", "priority", "product_id", "agent_id", "created_at")
-    out: dict = {"matched": len(hits), "cases": [{k: c[k] for k in keep} for c in hits[:MAX_ROWS]]}
-    if len(hits) > MAX_ROWS:
-        out["note"] = f"showing the newest {MAX_ROWS}; add filters to see others"
+    out: dict = {"matched": len(hits), "cases": [{k: c[k] for k in keep} for c in hits[:limit]]}
+    if len(hits) > limit:
+        out["note"] = f"showing the newest {limit}; add filters to see others"
     return out
 
 

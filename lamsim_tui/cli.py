@@ -256,7 +256,8 @@ def cmd_check(args) -> int:
     print(f"pack {pack.name} ({pack.path}) version {pack.version}: {len(pack.tools)} tools, "
           f"{len(pack.templates)} templates, tables "
           + ", ".join(f"{t} {len(rows)}" for t, rows in pack.seed.tables.items()))
-    header = f"{'template':<28} {'tried':>5} {'ok':>4} {'fail':>4} {'distinct':>9} {'calls':>6} {'gold ms':>8}  example"
+    width = max([len("template"), *(len(r.template) for r in reports)])
+    header = f"{'template':<{width}} {'tried':>5} {'ok':>4} {'fail':>4} {'distinct':>9} {'calls':>6} {'gold ms':>8}  example"
     print(header)
     print("-" * len(header))
     failed = 0
@@ -268,7 +269,7 @@ def cmd_check(args) -> int:
             query, answer = r.examples[0]
             example = f"{query}  => {json.dumps(answer, ensure_ascii=False)}"
             example = example if len(example) < 110 else example[:107] + "..."
-        print(f"{r.template:<28} {r.tried:>5} {r.ok:>4} {len(r.failures):>4} {distinct:>9} {calls:>6} "
+        print(f"{r.template:<{width}} {r.tried:>5} {r.ok:>4} {len(r.failures):>4} {distinct:>9} {calls:>6} "
               f"{r.max_gold_s * 1000:>8.1f}  {example}")
         if r.failures:
             failed += 1

@@ -249,7 +249,7 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         extra_rng = random.Random(f"{seed}:{tid}:space")
         misses = 0
         draws = 0
-        while misses < 60 and draws < 2000 and not report.failures:
+        while misses < 40 and draws < 800 and not report.failures:
             draws += 1
             try:
                 key = task_id(pack, tid, sample_slots(pack, spec, random.Random(extra_rng.getrandbits(64))))
@@ -260,7 +260,7 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
             else:
                 seen.add(key)
                 misses = 0
-        report.saturated = draws < 2000
+        report.saturated = draws < 800
         report.distinct = len(seen)
         report.gold_calls = (min(counts), max(counts)) if counts else (0, 0)
         reports.append(report)

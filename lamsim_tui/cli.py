@@ -249,7 +249,8 @@ def cmd_check(args) -> int:
     session = load_session(args.session)
     pack = load_pack(session.pack_dir())
     selected = list(template_weights(pack, session.templates))
-    runner = ToolRunner(pack, timeout=session.budget.tool_seconds)
+    runner = ToolRunner(pack, timeout=session.budget.tool_seconds,
+                        observation_chars=session.budget.observation_chars)
     before = pack.seed.fingerprint()
     reports = check_templates(pack, runner, samples=args.samples, seed=session.seed, only=selected)
     mutated = pack.seed.fingerprint() != before
@@ -279,6 +280,9 @@ def cmd_check(args) -> int:
                 print(f"         {more}")
         elif r.distinct < 10:
             print(f"    warning: only {r.distinct} distinct tasks: the template is narrow")
+        if r.truncated_observations:
+            print(f"    warning: {r.truncated_observations} gold call result(s) are longer than "
+                  f"budget.observation_chars ({runner.observation_chars}); the agent would see them cut")
         if r.max_gold_s > 0.5:
             print(f"    warning: slow gold program ({r.max_gold_s:.2f} s)")
     if mutated:

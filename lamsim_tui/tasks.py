@@ -215,6 +215,7 @@ class TemplateReport:
     gold_calls: tuple[int, int] = (0, 0)
     max_gold_s: float = 0.0
     saturated: bool = False
+    truncated_observations: int = 0  # gold results longer than what the agent would be shown
 
 
 def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int = 0,
@@ -241,6 +242,8 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
                 continue
             report.ok += 1
             counts.append(len(task.gold_calls))
+            report.truncated_observations += sum(
+                len(json.dumps(c["result"], ensure_ascii=False)) > runner.observation_chars for c in task.gold_calls)
             if key not in seen:
                 seen.add(key)
                 if len(report.examples) < 2:

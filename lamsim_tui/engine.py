@@ -195,6 +195,15 @@ async def run_episode(
             break
     if end_reason is None:
         end_reason = "budget.exhausted"
+    if end_reason == "budget.time":
+        # The clock ran out between steps (or mid-generation): record it on the last step.
+        late = finding("budget.time").to_dict()
+        if steps:
+            steps[-1]["feedback"].append(late)
+        else:
+            steps.append({"index": 0, "raw": "", "thought": "", "action": None, "observation": "", "result": None,
+                          "executed": False, "feedback": [late], "usage": {}, "engine_s": 0.0})
+        emit(FeedbackGiven(episode_id, len(steps) - 1, (late,)))
 
     t_judge = time.perf_counter()
     final_state = to_json_value(sb.changes())

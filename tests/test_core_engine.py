@@ -252,3 +252,20 @@ def test_code_table_is_complete():
     for code in AGENT_CODES:
         assert CODES[code].source == "agent"
     assert {"exec.crash", "exec.timeout", "budget.time"} <= set(CODES) - set(AGENT_CODES)
+
+
+def test_time_budget_ends_a_slow_episode_with_a_finding(mini):
+    _, pack = mini
+    from lamsim_tui.agents.scripted import ScriptedAgent
+    from lamsim_tui.config import BudgetSettings
+
+    task = _task(pack, "item_colour", item_id="I-03")
+    import random
+
+    slow = ScriptedAgent(pack, random.Random(1), 0.0, stream_cps=100)  # ~1 s per step
+    result = asyncio.run(run_episode(pack=pack, runner=ToolRunner(pack), task=task, agent=slow,
+                                     settings=EpisodeSettings(budget=BudgetSettings(seconds=0.5)),
+                                     episode_id="slow", seed=1, emit=lambda e: None))
+    assert result["end_reason"] == "budget.time"
+    assert result["verdict"]["findings"] == {"budget.time": 1} and not result["verdict"]["success"]
+    assert result["timing"]["wall_s"] < 2

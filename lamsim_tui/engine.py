@@ -389,6 +389,8 @@ class Engine:
                 episode_id = uuid.uuid4().hex
                 agent, public = self.factory.for_episode(episode_id, seed)
                 created = _now()
+                if self.session.agent.paraphrase and attempt == 0:
+                    task = await self._paraphrased(task)
                 self.on_event(EpisodeStarted(episode_id, task.id, task.template, task.query, attempt,
                                              tuple(task.gold_calls), task.gold_answer))
                 try:
@@ -429,6 +431,22 @@ class Engine:
             self.summary.wall_s = time.perf_counter() - started
             self.on_event(SessionFinished(self.summary.to_dict()))
         return self.summary
+
+    async def _paraphrased(self, task: Task) -> Task:
+        """Ask the agent's model for a paraphrase of the query (the method's diversity step).
+
+        Kept only when every slot value survives verbatim; otherwise the template's wording stays.
+        """
+        paraphrase = getattr(self.factory, "paraphrase", None)
+        if paraphrase is None:
+            return task
+        try:
+            text = await paraphrase(task.query)
+        except Exception:  # a failed paraphrase never costs the episode
+            return task
+        if not isinstance(text, str) or not text.strip() or not paraphrase_keeps_slots(text, task.slots):
+            return task
+        return dataclasses.replace(task, query=text.strip(), original_query=task.query)
 
     def _finish(self, record: dict, kept: set[tuple[str, str]]) -> None:
         verdict = record["verdict"]
@@ -471,6 +489,15 @@ class Engine:
                 self.on_event(SessionPaused(reason))
         else:
             self._consecutive_model_failures = 0
+
+
+def paraphrase_keeps_slots(text: str, slots: dict) -> bool:
+    """Every slot value appears verbatim in the paraphrase (so the task's ground truth still holds)."""
+    for value in slots.values():
+        values = value if isinstance(value, list) else [value]
+        if any(str(v) not in text for v in values):
+            return False
+    return True
 
 
 # ----- replay of edited trajectories -----------------------------------------------------------

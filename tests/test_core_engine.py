@@ -269,3 +269,27 @@ def test_time_budget_ends_a_slow_episode_with_a_finding(mini):
     assert result["end_reason"] == "budget.time"
     assert result["verdict"]["findings"] == {"budget.time": 1} and not result["verdict"]["success"]
     assert result["timing"]["wall_s"] < 2
+
+
+def test_paraphrase_is_kept_only_when_every_slot_survives(mini):
+    session, pack = mini
+    import dataclasses
+
+    from lamsim_tui.agents.scripted import ScriptedAgentFactory
+
+    class Paraphrasing(ScriptedAgentFactory):
+        async def paraphrase(self, query):
+            # Keeps the item id for one template, drops it for the other.
+            return "Tell me: " + query if "colour is" in query else "Paint something, please."
+
+    session = dataclasses.replace(session, agent=dataclasses.replace(session.agent, paraphrase=True))
+    object.__setattr__(session, "root", None)
+    records = []
+    engine = Engine(session, pack, Paraphrasing(session, pack), tasks=6, seed=4,
+                    on_event=lambda e: records.append(e.trajectory) if isinstance(e, EpisodeFinished) else None)
+    asyncio.run(engine.run())
+    by_template = {r["task"]["template"]: r["task"] for r in records}
+    colour = by_template["item_colour"]
+    assert colour["query"].startswith("Tell me: ") and colour["original_query"] == colour["query"][9:]
+    paint = by_template["paint"]
+    assert paint["original_query"] is None and paint["slots"]["item_id"] in paint["query"]

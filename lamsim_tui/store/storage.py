@@ -30,6 +30,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -375,6 +376,7 @@ class JournalStorage(Storage):
         self._fd = -1
         self._broken: str | None = None
         self._closed = False
+        self._batch: list | None = None
         if readonly:
             if not (self.directory / SNAPSHOT).exists():
                 if not self.directory.is_dir():
@@ -523,46 +525,89 @@ class JournalStorage(Storage):
         return self._tables.get(name, {})
 
     def commit(self, ops: list) -> None:
-        """Append one journal line with all `ops` and fsync it: durable (and atomic) when this returns."""
+        """Append one journal line with all `ops` and fsync it: durable (and atomic) when this returns.
+
+        Inside `batch()`, the ops take effect at once and are written, as one line, when it ends.
+        """
         with self.mutex:
-            if self.readonly:
-                raise StoreError("the store is open read-only", where=str(self.directory))
-            if self._closed:
-                raise StoreError("the store is closed", where=str(self.directory))
-            if self._broken:
-                raise StoreError(
-                    f"the store stopped accepting writes after an error: {self._broken}",
-                    where=str(self.directory),
-                    hint="close and reopen it",
-                )
-            seq = self._seq + 1
-            try:
-                line = encode_line({"seq": seq, "ops": ops})
-            except (TypeError, ValueError) as exc:
-                raise StoreError(f"a document is not plain JSON: {exc}", where=str(self.directory)) from None
-            try:
-                view = memoryview(line)
-                while view:
-                    written = os.write(self._fd, view)
-                    view = view[written:]
-                os.fdatasync(self._fd)
-            except OSError as exc:
-                self._broken = f"{exc.strerror} while writing {journal_name(self._generation)}"
-                try:  # take back a partial line so the journal stays clean
-                    os.ftruncate(self._fd, self._journal_size)
-                except OSError:
-                    pass
-                raise StoreError(
-                    f"could not write the journal: {exc.strerror}",
-                    where=str(self.directory),
-                    hint="free disk space or fix permissions, then reopen the store",
-                ) from None
+            self._check_writable()
+            if self._batch is not None:
+                try:
+                    apply_ops(self._tables, _json_copy(ops))
+                except (TypeError, ValueError) as exc:
+                    raise StoreError(f"a document is not plain JSON: {exc}", where=str(self.directory)) from None
+                self._batch.extend(ops)
+                return
+            line = self._line(ops)
+            self._append(line)
             # Apply what was written, decoded again: memory then equals what a reopen reads.
             apply_ops(self._tables, json.loads(line[9:])["ops"])
-            self._seq = seq
-            self._journal_size += len(line)
-            if self._journal_size > max(self.compact_bytes, self._snapshot_size * self.compact_ratio):
-                self.compact()
+            self._after_append(line)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commits into one journal line (one fsync, all or nothing)."""
+        with self.mutex:
+            if self._batch is not None:  # nested: part of the outer batch
+                yield
+                return
+            self._check_writable()
+            self._batch = []
+            try:
+                yield
+                ops, self._batch = self._batch, None
+                if ops:
+                    line = self._line(ops)
+                    self._append(line)
+                    self._after_append(line)
+            except BaseException:
+                self._batch = None
+                self._reload()  # drop what the batch changed in memory: the disk is the truth
+                raise
+
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise StoreError("the store is open read-only", where=str(self.directory))
+        if self._closed:
+            raise StoreError("the store is closed", where=str(self.directory))
+        if self._broken:
+            raise StoreError(
+                f"the store stopped accepting writes after an error: {self._broken}",
+                where=str(self.directory),
+                hint="close and reopen it",
+            )
+
+    def _line(self, ops: list) -> bytes:
+        try:
+            return encode_line({"seq": self._seq + 1, "ops": ops})
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"a document is not plain JSON: {exc}", where=str(self.directory)) from None
+
+    def _append(self, line: bytes) -> None:
+        try:
+            view = memoryview(line)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._broken = f"{exc.strerror} while writing {journal_name(self._generation)}"
+            try:  # take back a partial line so the journal stays clean
+                os.ftruncate(self._fd, self._journal_size)
+            except OSError:
+                pass
+            raise StoreError(
+                f"could not write the journal: {exc.strerror}",
+                where=str(self.directory),
+                hint="free disk space or fix permissions, then reopen the store",
+            ) from None
+
+    def _after_append(self, line: bytes) -> None:
+        self._seq += 1
+        self._journal_size += len(line)
+        self._journal_lines += 1
+        if self._journal_size > max(self.compact_bytes, self._snapshot_size * self.compact_ratio):
+            self.compact()
 
     def compact(self) -> None:
         """Write a new snapshot with everything and start a new, empty journal."""

@@ -123,6 +123,14 @@ class Store:
                 hint="open the store with the lamsim that wrote it and export it",
             )
 
+    def _rebuild_caches(self) -> None:
+        """After a failed batch the storage reloaded from disk: forget ids TinyDB handed out."""
+        self._table._next_id = None
+        self._blobs._next_id = None
+        self._table.clear_cache()
+        self._blobs.clear_cache()
+        self._index()
+
     def _migrate_all(self) -> None:
         live = self._storage.live_table(TRAJECTORIES)
         old = [key for key, doc in live.items() if doc.get("schema_version") != RECORD_VERSION]
@@ -183,7 +191,12 @@ class Store:
         with self._mutex:
             if record_id in self._by_id:
                 raise StoreError(f"record {record_id} is already in the store", where=str(self.path))
-            doc_id = self._table.insert(self._deflate(clean))
+            try:
+                with self._storage.batch():  # shared data and record: one line, one fsync
+                    doc_id = self._table.insert(self._deflate(clean))
+            except StoreError:
+                self._rebuild_caches()
+                raise
             key = str(doc_id)
             self._by_id[record_id] = key
             bisect.insort(self._sorted_ids, record_id)
@@ -280,15 +293,20 @@ class Store:
                 raise StoreError("a record's id cannot change", where=str(self.path))
             if "status" in fields and fields["status"] not in STATUSES:
                 raise StoreError(f"unknown status {fields['status']!r}", where=str(self.path))
-            clean = self._deflate(redact(dict(fields), environment_secrets()))
             removed = list(remove)
+            try:
+                with self._storage.batch():  # new shared data and the change: one line, one fsync
+                    clean = self._deflate(redact(dict(fields), environment_secrets()))
 
-            def change(doc: dict) -> None:
-                doc.update(clean)
-                for name in removed:
-                    doc.pop(name, None)
+                    def change(doc: dict) -> None:
+                        doc.update(clean)
+                        for name in removed:
+                            doc.pop(name, None)
 
-            self._table.update(change, doc_ids=[int(key)])
+                    self._table.update(change, doc_ids=[int(key)])
+            except StoreError:
+                self._rebuild_caches()
+                raise
             return self.get(record_id)
 
     def ids(self) -> list[str]:

@@ -25,7 +25,7 @@ RECORD_VERSION = 1  # schema_version of the records this lamsim writes
 STATUSES = ("pending", "filtered", "accepted", "discarded")
 TRAJECTORIES = "trajectories"
 BLOBS = "blobs"
-SHARED_FIELDS = ("tools", "system_prompt")  # the same across a session: kept once, in `blobs`
+SHARED_FIELDS = ("tools", "system_prompt", "session")  # the same across a session: kept once, in `blobs`
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 

@@ -1,0 +1,201 @@
+"""`lamsim pack ...`: create and inspect tool packs.
+
+    lamsim pack new NAME [--dir tools]              scaffold a working pack and a session for it
+    lamsim pack show PACK [--seed S] [--json]       tools as the agent sees them, one task per template
+    lamsim pack from-openapi SPEC NAME [--dir tools] [--rows N]
+                                                    a pack whose tools are the operations of an API
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+from lamsim_tui.errors import PackError
+
+
+def add_commands(subparsers: Any) -> None:
+    pack = subparsers.add_parser("pack", help="create and inspect tool packs",
+                                 description="Create and inspect tool packs (see docs/tool-packs.md).")
+    sub = pack.add_subparsers(dest="pack_command", metavar="ACTION")
+    pack.set_defaults(handler=lambda args: _usage(pack))
+
+    new = sub.add_parser("new", help="scaffold a working pack (one tool, one template, seed data) and a session")
+    new.add_argument("name", help="pack name (a folder of that name is created)")
+    new.add_argument("--dir", default="tools", help="folder holding the packs (default: tools)")
+    new.set_defaults(handler=cmd_new)
+
+    show = sub.add_parser("show", help="print the tools as the agent sees them and one sampled task per template")
+    show.add_argument("pack", help="pack name under tools/, or a path to a pack folder")
+    show.add_argument("--seed", type=int, default=0, help="seed of the sampled tasks")
+    show.add_argument("--json", action="store_true", help="print JSON (tool schemas and sampled tasks)")
+    show.set_defaults(handler=cmd_show)
+
+    api = sub.add_parser("from-openapi", help="create a pack whose tools are the operations of an OpenAPI spec")
+    api.add_argument("spec", help="OpenAPI 3 document (YAML or JSON)")
+    api.add_argument("name", help="pack name")
+    api.add_argument("--dir", default="tools", help="folder holding the packs (default: tools)")
+    api.add_argument("--rows", type=int, default=12, help="rows per generated seed table (default: 12)")
+    api.set_defaults(handler=cmd_from_openapi)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(Path(path).absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# ----- new -------------------------------------------------------------------------------------
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from lamsim_tui.scaffold import new_pack
+
+    written = new_pack(args.name, args.dir)
+    session = written.pop("session")
+    pack_dir = written["pack.yaml"].parent
+    print(f"created {_shown(pack_dir)}/")
+    for rel in written:
+        print(f"  {rel}")
+    print(f"created {_shown(session)}")
+    print()
+    print("next:")
+    print(f"  lamsim check {_shown(session)}")
+    print(f"  lamsim pack show {_shown(pack_dir)}")
+    print("  then add tools and templates: docs/tool-packs.md")
+    return 0
+
+
+# ----- show ------------------------------------------------------------------------------------
+
+
+def resolve_pack_dir(ref: str) -> Path:
+    """A pack reference on the command line: a folder, or a name under ./tools."""
+    path = Path(ref).expanduser()
+    if path.is_dir() or "/" in ref or ref.startswith("."):
+        return path
+    return Path("tools") / ref
+
+
+def _signature(spec) -> str:
+    try:
+        from lamsim_tui.agents.prompts import describe_tool
+    except ImportError:  # the prompt module is optional here; fall back to a plain line
+        return f"- {spec.name}: {spec.description}"
+    return describe_tool(spec)
+
+
+def sample_tasks(pack, seed: int = 0) -> list[dict]:
+    """One task per template (or the reason it cannot be made), for `pack show`."""
+    from lamsim_tui.runner import ToolRunner
+    from lamsim_tui.tasks import GoldFailure, make_task, sample_slots
+
+    runner = ToolRunner(pack)
+    out = []
+    for tid, spec in pack.templates.items():
+        entry: dict = {"template": tid, "answer_type": spec.answer, "state": spec.state,
+                       "description": spec.description}
+        try:
+            slots = sample_slots(pack, spec, random.Random(f"{seed}:{tid}"))
+            task = make_task(pack, spec, slots, runner)
+        except GoldFailure as failure:
+            entry["error"] = f"{failure.where}: {failure.reason}"
+        else:
+            entry.update(query=task.query, slots=task.slots, gold_calls=task.gold_calls, gold_answer=task.gold_answer,
+                         gold_state=task.gold_state if spec.state else None)
+        out.append(entry)
+    return out
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from lamsim_tui.packs import load_pack
+
+    pack = load_pack(resolve_pack_dir(args.pack))
+    tasks = sample_tasks(pack, args.seed)
+    failed = sum(1 for t in tasks if "error" in t)
+    if args.json:
+        print(json.dumps({"pack": pack.name, "version": pack.version, "path": str(pack.path),
+                          "tools": pack.tool_schemas(), "tasks": tasks}, indent=2, ensure_ascii=False, default=str))
+        return 1 if failed else 0
+    tables = ", ".join(f"{t} {len(rows)}" for t, rows in pack.seed.tables.items()) or "none"
+    print(f"pack {pack.name} ({_shown(pack.path)}) version {pack.version}")
+    if pack.description:
+        print(f"  {pack.description}")
+    print(f"  clock {pack.seed.now.isoformat()}; tables: {tables}")
+    print()
+    print(f"tools ({len(pack.tools)}): the line a JSON-action agent reads, and the argument schema a native "
+          "tool-calling agent gets")
+    for spec in pack.tools.values():
+        mark = "  [changes state]" if spec.changes_state else ""
+        print(f"{_signature(spec)}{mark}")
+        print("    schema: " + json.dumps(spec.parameters, ensure_ascii=False))
+    print()
+    print(f"templates ({len(pack.templates)}), one sampled task each (seed {args.seed})")
+    for task in tasks:
+        kind = task["answer_type"] + (", judged on final state" if task["state"] else "")
+        print(f"{task['template']}  [{kind}]")
+        if "error" in task:
+            lines = task["error"].strip().splitlines()
+            print(f"    FAIL {lines[0]}")
+            if len(lines) > 1:  # a crash: the traceback's frames in the pack, and the exception
+                pack_frames = [i for i, line in enumerate(lines) if line.strip().startswith("File ")
+                               and str(pack.path) in line]
+                for i in pack_frames[-1:]:
+                    print(f"         {lines[i].strip()}")
+                    if i + 1 < len(lines):
+                        print(f"           {lines[i + 1].strip()}")
+                print(f"         {lines[-1].strip()}")
+            continue
+        print(f"    query:  {task['query']}")
+        for call in task["gold_calls"]:
+            args_text = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in call["arguments"].items())
+            print(f"    gold:   {call['tool']}({args_text}) -> {_short(call['result'], 110)}")
+        print(f"    answer: {_short(task['gold_answer'])}")
+        if task["state"]:
+            print(f"    state:  {_short(task['gold_state'])}")
+    if failed:
+        print()
+        print(f"{failed} template(s) failed; `lamsim check` on a session shows more")
+        return 1
+    return 0
+
+
+# ----- from-openapi ----------------------------------------------------------------------------
+
+
+def cmd_from_openapi(args: argparse.Namespace) -> int:
+    from lamsim_tui.openapi import pack_from_openapi
+
+    if args.rows < 1:
+        raise PackError("--rows must be at least 1")
+    result = pack_from_openapi(args.spec, args.name, args.dir, rows=args.rows)
+    print(f"created {_shown(result.pack_dir)}/ from {result.title}")
+    print(f"  {len(result.tools)} tools: " + ", ".join(result.tools))
+    for table, count in result.tables.items():
+        print(f"  data/{table}.json: {count} rows (an in-memory store: edit or extend them)")
+    served = [name for name, how in result.behaviour.items() if how == "example"]
+    if served:
+        print(f"  {len(served)} tools answer with the spec's example response: " + ", ".join(served))
+    print(f"  1 example template: {result.template}" if result.template else "  no example template")
+    print(f"created {_shown(result.session)}")
+    print()
+    print("next:")
+    print(f"  lamsim check {_shown(result.session)}")
+    print(f"  lamsim pack show {_shown(result.pack_dir)}")
+    print(f"  then write templates in {_shown(result.pack_dir / 'templates.py')}: docs/tool-packs.md")
+    return 0

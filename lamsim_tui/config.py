@@ -36,6 +36,12 @@ class ModelSettings:
     stop: list[str] = field(default_factory=list, metadata=_doc("stop sequences"))
     timeout: float = field(default=120.0, metadata=_doc("seconds per request", min=0.1))
     retries: int = field(default=2, metadata=_doc("retries of transient failures", min=0, max=20))
+    constrain_with: Literal["json_schema", "json_object_schema", "json_object"] = field(
+        default="json_schema",
+        metadata=_doc("how `agent.constrained` asks this server for constrained decoding: `json_schema` "
+                      "(OpenAI structured outputs: llama.cpp `llama-server`, vLLM, LM Studio, Ollama), "
+                      "`json_object_schema` (llama-cpp-python's server), `json_object` (JSON mode, no schema)"),
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,27 @@ class AgentSettings:
         metadata=_doc("embedded model name, or a path to any GGUF file"),
     )
     paraphrase: bool = field(default=False, metadata=_doc("let the model paraphrase each query"))
+    temperature_after_error: float | None = field(
+        default=0.7,
+        metadata=_doc("sampling temperature of a step that follows an error finding or a repeated call (at "
+                      "temperature 0 a small model repeats a rejected reply word for word); null: never change it",
+                      min=0.0, max=5.0),
+    )
+    embedded_context: int = field(
+        default=8192, metadata=_doc("embedded model: context window in tokens", min=512, max=131072)
+    )
+    embedded_threads: int | None = field(
+        default=None, metadata=_doc("embedded model: CPU threads (default: all available)", min=1, max=512)
+    )
+    embedded_temperature: float = field(
+        default=0.0, metadata=_doc("embedded model: sampling temperature (the episode seed is sent too)",
+                                   min=0.0, max=5.0)
+    )
+    embedded_max_tokens: int = field(default=256, metadata=_doc("embedded model: tokens per step", min=16))
+    embedded_timeout: float = field(
+        default=600.0, metadata=_doc("embedded model: seconds per request (the first prompt is slow on CPU)",
+                                     min=1.0)
+    )
 
     def check(self):
         if self.kind == "model" and not self.models:

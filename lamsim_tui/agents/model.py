@@ -1,0 +1,384 @@
+"""Model agents: a real LLM proposes each step, through litellm, in the JSON or native format.
+
+`ModelAgentFactory(session, pack, embedded=False)` serves `agent: {kind: model, models: [...]}`
+(any server litellm reaches) and `kind: embedded` (a llama.cpp server that lamsim starts on
+127.0.0.1 for the bundled model). Per episode it picks a model by weight from the episode seed.
+
+Failures the agent cannot recover from raise `ModelFailure(code, message, transient, details)`;
+`details` holds `model`, `api_base`, `attempts` and, where known, the HTTP `status` — never a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+from typing import TYPE_CHECKING, Any, Callable
+
+from lamsim_tui.actions import Parsed, parse_json_action, parse_native_call
+from lamsim_tui.agents import prompts
+from lamsim_tui.agents.base import AgentTurn, EpisodeView, ModelFailure
+from lamsim_tui.agents.llm import Endpoint, cost_usd, load_litellm, stream_completion
+from lamsim_tui.errors import ConfigError
+from lamsim_tui.events import TextDelta
+from lamsim_tui.feedback import finding
+
+if TYPE_CHECKING:
+    from lamsim_tui.config import ModelSettings, Session
+    from lamsim_tui.embedded import EmbeddedServer
+    from lamsim_tui.events import Event
+    from lamsim_tui.packs import Pack
+
+EMBEDDED_MODEL = "openai/local-agent"
+BACKOFF_S = 0.5
+BACKOFF_MAX_S = 8.0
+EMPTY_RETRIES = 1  # an empty reply is asked for again once before the episode ends
+
+
+def _endpoint(m: "ModelSettings", api_base: str | None = None) -> Endpoint:
+    return Endpoint(
+        model=m.model, api_base=api_base or m.api_base, api_key_env=m.api_key_env, timeout=m.timeout,
+        params={"temperature": m.temperature, "top_p": m.top_p, "max_tokens": m.max_tokens, "seed": m.seed,
+                "stop": list(m.stop) or None},
+    )
+
+
+class ModelAgentFactory:
+    """Creates one `ModelAgent` per episode; owns the embedded server when there is one."""
+
+    def __init__(self, session: "Session", pack: "Pack", *, embedded: bool = False):
+        self.session = session
+        self.pack = pack
+        self.embedded = embedded
+        settings = session.agent
+        self.settings = settings
+        self.format = settings.format
+        self.constrained = settings.constrained if settings.constrained is not None else embedded
+        self.server: EmbeddedServer | None = None
+        self.embedded_info: dict = {}
+        self._models: list[ModelSettings] = list(settings.models)
+        self._styles: list[str] = [m.constrain_with for m in self._models]
+        self._endpoints: list[Endpoint] = []
+        self._retries: list[int] = [m.retries for m in self._models]
+        if not embedded and not self._models:
+            raise ConfigError("`agent: {kind: model}` needs at least one entry under `models`",
+                              where="session setting agent.models", hint="see docs/models.md for one-line examples")
+        tools = list(pack.tools.values())
+        self.system_prompt = prompts.system_prompt(tools, self.format, settings.system_prompt)
+        self._tools_native = prompts.native_tools(tools) if self.format == "native" else None
+        self._schema = prompts.action_schema(tools) if self.constrained and self.format == "json" else None
+        self._started = False
+        # The embedded server computes one reply at a time: requests wait here, in order, so that
+        # each step's server figures are its own.
+        self._request_lock: asyncio.Lock | None = None
+
+    # ----- AgentFactory ----------------------------------------------------------------------
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """The embedded server runs one request at a time and caches one conversation prefix:
+        episodes interleaved on it re-read their whole history at every step."""
+        return 1 if self.embedded else None
+
+    def describe(self) -> dict:
+        info = {
+            "kind": "embedded" if self.embedded else "model",
+            "format": self.format,
+            "constrained": bool(self.constrained),
+            "system_prompt_sha256": hashlib.sha256(self.system_prompt.encode()).hexdigest()[:16],
+        }
+        if self.embedded:
+            info["embedded_model"] = self.embedded_info or {"name": self.settings.embedded_model}
+        return info
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        importing = asyncio.create_task(asyncio.to_thread(load_litellm))
+        try:
+            if self.embedded:
+                await self._start_embedded()
+            else:
+                self._endpoints = [_endpoint(m) for m in self._models]
+                for i, m in enumerate(self._models):
+                    if m.api_key_env and m.api_key_env not in os.environ:
+                        raise ConfigError(
+                            f"the environment variable {m.api_key_env} (the API key of {m.model}) is not set",
+                            where=f"session setting agent.models[{i}].api_key_env",
+                            hint=f"export {m.api_key_env}=... before starting lamsim",
+                        )
+            await importing
+        except BaseException:
+            importing.cancel()
+            await self.aclose()
+            raise
+        self._started = True
+
+    async def _start_embedded(self) -> None:
+        from lamsim_tui import embedded
+
+        settings = self.settings
+        embedded.check_runtime()
+        path, known = await asyncio.to_thread(embedded.resolve_gguf, settings.embedded_model)
+        self.server = embedded.EmbeddedServer(
+            model_path=path, n_ctx=settings.embedded_context,
+            threads=settings.embedded_threads or embedded.default_threads(),
+            chat_format=known.chat_format if known else None,
+        )
+        await self.server.start()
+        self.embedded_info = {
+            "name": known.name if known else path.name,
+            "title": known.title if known else path.name,
+            "gguf_sha256": known.gguf_sha256 if known else None,
+            "context": settings.embedded_context,
+            "threads": self.server.threads,
+        }
+        from lamsim_tui.config import ModelSettings
+
+        model = ModelSettings(model=EMBEDDED_MODEL, api_base=self.server.api_base,
+                              temperature=settings.embedded_temperature, max_tokens=settings.embedded_max_tokens,
+                              timeout=settings.embedded_timeout, retries=1, constrain_with="json_object_schema")
+        self._models = [model]
+        self._styles = [model.constrain_with]
+        self._retries = [model.retries]
+        self._endpoints = [_endpoint(model)]
+
+    def for_episode(self, episode_id: str, seed: int) -> tuple["ModelAgent", dict]:
+        if not self._endpoints:
+            raise RuntimeError("ModelAgentFactory.start() must be awaited before for_episode()")
+        rng = random.Random(seed)
+        weights = [max(m.weight, 0.0) for m in self._models]
+        index = rng.choices(range(len(self._models)), weights=weights)[0] if sum(weights) > 0 else 0
+        m = self._models[index]
+        endpoint = self._endpoints[index]
+        response_format = (prompts.response_format(self._schema, self._styles[index])
+                           if self._schema is not None else None)
+        agent = ModelAgent(
+            episode_id=episode_id, endpoint=endpoint, fmt=self.format, system_prompt=self.system_prompt,
+            tools_native=self._tools_native, response_format=response_format,
+            seed=m.seed if m.seed is not None else seed, retries=self._retries[index], server=self.server,
+            request_lock=self._lock() if self.embedded else None,
+            temperature_after_error=self.settings.temperature_after_error,
+        )
+        public = {
+            "model": "embedded:" + self.embedded_info.get("name", "") if self.embedded else m.model,
+            "api_base": endpoint.api_base,
+            "temperature": m.temperature, "top_p": m.top_p, "max_tokens": m.max_tokens,
+            "seed": agent.seed, "stop": list(m.stop),
+        }
+        return agent, public
+
+    def _lock(self) -> asyncio.Lock:
+        if self._request_lock is None:
+            self._request_lock = asyncio.Lock()
+        return self._request_lock
+
+    async def aclose(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            await server.aclose()
+        self._started = False
+
+    # ----- query paraphrase ------------------------------------------------------------------
+
+    async def paraphrase(self, query: str, slots: dict[str, Any], seed: int = 0) -> dict:
+        """Ask the model to reword `query`; keep it only if every slot value survives verbatim.
+
+        Returns {"original", "text" (what to use), "paraphrase" (the model's, or None), "used", "reason"}.
+        """
+        values = [_slot_text(v) for v in slots.values()]
+        values = [v for v in values if v]
+        keep = "\n".join(f"- {v}" for v in values) or "- (none)"
+        messages = [
+            {"role": "system", "content": "You reword requests. Reply with the reworded request only."},
+            {"role": "user", "content": f"Reword this request so it says the same thing in other words. "
+                                        f"Copy each of these values exactly as written:\n{keep}\n\n"
+                                        f"Request: {query}"},
+        ]
+        endpoint = self._endpoints[0] if self._endpoints else None
+        out = {"original": query, "text": query, "paraphrase": None, "used": False, "reason": ""}
+        if endpoint is None:
+            out["reason"] = "no model started"
+            return out
+        endpoint = Endpoint(endpoint.model, endpoint.api_base, endpoint.api_key_env,
+                            {**endpoint.params, "temperature": 0.7, "max_tokens": 200}, endpoint.timeout)
+        try:
+            completion = await stream_completion(endpoint, messages, on_text=lambda _: None, seed=seed)
+        except ModelFailure as failure:
+            out["reason"] = failure.code
+            return out
+        text = " ".join(completion.text.strip().strip('"').split())
+        out["paraphrase"] = text or None
+        lost = [v for v in values if v not in text]
+        if not text:
+            out["reason"] = "empty paraphrase"
+        elif lost:
+            out["reason"] = f"lost slot value {lost[0]!r}"
+        else:
+            out.update(text=text, used=True, reason="ok")
+        return out
+
+
+def _slot_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        return str(value)
+    return ""
+
+
+class ModelAgent:
+    """One episode's conversation with one model."""
+
+    def __init__(self, *, episode_id: str, endpoint: Endpoint, fmt: str, system_prompt: str,
+                 tools_native: list[dict] | None, response_format: dict | None, seed: int, retries: int,
+                 server: "EmbeddedServer | None" = None, request_lock: asyncio.Lock | None = None,
+                 temperature_after_error: float | None = None):
+        self.episode_id = episode_id
+        self.endpoint = endpoint
+        self.format = fmt
+        self.system_prompt = system_prompt
+        self.tools_native = tools_native
+        self.response_format = response_format
+        self.seed = seed
+        self.retries = retries
+        self.server = server
+        self.request_lock = request_lock
+        self.temperature_after_error = temperature_after_error
+        self.closed = False
+        self._assistant: list[dict] = []  # this agent's own replies, exactly as sent back later
+
+    def messages(self, episode: EpisodeView) -> list[dict]:
+        """System prompt, task, then each earlier reply and what it was shown — append-only."""
+        messages = [{"role": "system", "content": self.system_prompt},
+                    {"role": "user", "content": prompts.task_message(episode.query)}]
+        for i, step in enumerate(episode.steps):
+            if i < len(self._assistant):
+                assistant = self._assistant[i]
+            elif self.format == "native":
+                assistant = prompts.native_assistant_message(step.raw)[0]
+            else:
+                assistant = {"role": "assistant", "content": prompts._cut(step.raw)}
+            messages.append(assistant)
+            calls = assistant.get("tool_calls")
+            if calls:
+                messages.append({"role": "tool", "tool_call_id": calls[0].get("id", ""),
+                                 "content": step.observation})
+            else:
+                messages.append({"role": "user", "content": step.observation})
+        return messages
+
+    async def step(self, episode: EpisodeView, emit: Callable[["Event"], None]) -> AgentTurn:
+        if self.closed:
+            raise ModelFailure("model.closed", "the agent was closed")
+        if self.request_lock is None:
+            return await self._step(episode, emit)
+        async with self.request_lock:
+            return await self._step(episode, emit)
+
+    def _endpoint_for(self, episode: EpisodeView) -> Endpoint:
+        """At temperature 0 a small model repeats a rejected reply word for word; after an error
+        finding, sample this step warmer (seeded, so still reproducible)."""
+        warm = self.temperature_after_error
+        last = episode.steps[-1] if episode.steps else None
+        if warm is None or last is None:
+            return self.endpoint
+        if not any(f.get("severity") == "error" or f.get("code") == "loop.repeat" for f in last.findings):
+            return self.endpoint
+        current = self.endpoint.params.get("temperature") or 0.0
+        if current >= warm:
+            return self.endpoint
+        return Endpoint(self.endpoint.model, self.endpoint.api_base, self.endpoint.api_key_env,
+                        {**self.endpoint.params, "temperature": warm}, self.endpoint.timeout)
+
+    async def _step(self, episode: EpisodeView, emit: Callable[["Event"], None]) -> AgentTurn:
+        index = len(episode.steps)
+        messages = self.messages(episode)
+        endpoint = self._endpoint_for(episode)
+        if self.server is not None:
+            self.server.take_report()  # start this step's server figures from here
+        attempts = 0
+        empty = 0
+        while True:
+            attempts += 1
+            live = True
+
+            def on_text(piece: str) -> None:
+                if live and not self.closed:
+                    emit(TextDelta(self.episode_id, index, piece))
+
+            try:
+                completion = await stream_completion(
+                    endpoint, messages, on_text=on_text, tools=self.tools_native,
+                    response_format=self.response_format, seed=self.seed)
+                if not completion.text.strip() and not completion.tool_calls:
+                    if empty < EMPTY_RETRIES:
+                        empty += 1
+                        continue
+                    raise ModelFailure("model.empty", f"{self.endpoint.model} returned an empty reply "
+                                       f"{empty + 1} times", transient=True, details=self.endpoint.public())
+                break
+            except ModelFailure as failure:
+                live = False
+                failure.details.setdefault("model", self.endpoint.model)
+                failure.details.setdefault("api_base", self.endpoint.api_base)
+                failure.details["attempts"] = attempts
+                if failure.code == "model.unreachable" and self.server is not None and not self.server.running():
+                    failure = ModelFailure(
+                        "model.unreachable", "the embedded model server has stopped; its log ends with: "
+                        + " | ".join(self.server.log_tail(3)), transient=False, details=failure.details)
+                if not failure.transient or attempts > self.retries or failure.code == "model.empty":
+                    raise failure
+                delay = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (attempts - 1)) * (0.75 + 0.5 * random.random())
+                await asyncio.sleep(delay)
+        turn = self._turn(completion, attempts)
+        turn.usage["temperature"] = endpoint.params.get("temperature")
+        return turn
+
+    def _turn(self, completion, attempts: int) -> AgentTurn:
+        usage: dict = dict(completion.usage)
+        usage.update(latency_s=round(completion.latency_s, 4),
+                     ttft_s=None if completion.ttft_s is None else round(completion.ttft_s, 4),
+                     finish_reason=completion.finish_reason, attempts=attempts)
+        if self.server is not None:
+            report = self.server.take_report()
+            if report:
+                usage["cached_tokens"] = report["cached_tokens"]
+                usage["processed_tokens"] = report["processed_tokens"]
+                # The server's own counts beat litellm's estimate for a streamed reply.
+                usage["prompt_tokens"] = report["cached_tokens"] + report["processed_tokens"]
+                usage["completion_tokens"] = report["generated_tokens"]
+                usage["server_prompt_s"] = round(report["prompt_eval_s"], 4)
+                usage["server_generation_s"] = round(report["generation_s"], 4)
+        usage["cost_usd"] = cost_usd(self.endpoint, usage)
+        if self.format == "native" and completion.tool_calls:
+            calls = completion.tool_calls
+            for i, call in enumerate(calls):
+                call["id"] = call.get("id") or f"call_{self.episode_id[:8]}_{len(self._assistant)}_{i}"
+            first = calls[0]
+            raw = json.dumps({"content": completion.text or None, "tool_calls": calls}, ensure_ascii=False)
+            self._assistant.append({"role": "assistant", "content": completion.text or None, "tool_calls": [first]})
+            parsed = parse_native_call(first["function"]["name"], first["function"]["arguments"],
+                                       call_id=first["id"], thought=completion.text.strip())
+            if len(calls) > 1:
+                parsed = Parsed(parsed.thought, parsed.action, parsed.problem,
+                                parsed.notes + (f"ignored {len(calls) - 1} further tool call(s)",))
+        else:
+            raw = completion.text
+            self._assistant.append({"role": "assistant", "content": prompts._cut(raw)})
+            parsed = parse_json_action(raw)
+            if self.format == "native" and parsed.action is not None:
+                parsed = Parsed(parsed.thought, parsed.action, parsed.problem, parsed.notes + ("action-in-text",))
+        if parsed.problem is not None and completion.finish_reason == "length":
+            parsed = Parsed(parsed.thought, parsed.action, finding(
+                "format.unparseable",
+                detail="it was cut off at the length limit (keep the thought to one short sentence)"),
+                parsed.notes + ("cut-at-max-tokens",))
+        return AgentTurn(raw=raw, parsed=parsed, usage=usage)
+
+    async def aclose(self) -> None:
+        self.closed = True

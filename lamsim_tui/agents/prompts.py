@@ -1,0 +1,220 @@
+"""What a model agent is told: system prompts, compact tool descriptions, messages, action schema.
+
+The prompt prefix (system prompt with the tools, then the task) is built only from the pack's
+tools and the query, so it is byte-identical across the steps of an episode, and the system
+message is byte-identical across episodes: servers with prefix caching (llama.cpp, vLLM) then
+process only what each step appends. History is only ever appended.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Iterable
+
+from lamsim_tui.actions import FINISH
+
+if TYPE_CHECKING:
+    from lamsim_tui.agents.base import StepView
+    from lamsim_tui.packs import ToolSpec
+
+TOOLS_PLACEHOLDER = "{tools}"
+THOUGHT_MAX_CHARS = 200  # constrained decoding caps the thought so the action always fits
+HISTORY_RAW_MAX_CHARS = 8000  # an earlier reply longer than this is cut in the history (deterministically)
+
+DEFAULT_JSON_PROMPT = """\
+You solve a task by calling tools, one tool per reply. Reply with exactly one JSON object and nothing else:
+{"thought": "<one short sentence>", "tool": "<tool name>", "arguments": {<argument>: <value>}}
+The tool's result comes back in the next message. Use only facts from tool results; never invent ids or values.
+When you know the answer, reply:
+{"thought": "<one short sentence>", "tool": "finish", "arguments": {"answer": <the answer>}}
+The answer is a plain value in the form the task asks for (a number, a date YYYY-MM-DD, a name, a list), not an object.
+
+Tools:
+{tools}"""
+
+DEFAULT_NATIVE_PROMPT = """\
+You solve a task by calling the tools you are given, one call at a time. The tool's result comes \
+back in the next message. Use only facts from tool results; never invent ids or values. When you \
+know the answer, call finish with the answer: a plain value in the form the task asks for (a number, a \
+date YYYY-MM-DD, a name, a list), not an object."""
+
+FINISH_DESCRIPTION = "Give the final answer to the task and end."
+
+
+def _type_text(schema: dict) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema:
+        return "|".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    if "anyOf" in schema:
+        return " or ".join(_type_text(s) for s in schema["anyOf"])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " or ".join(_type_text({**schema, "type": k}) for k in kind)
+    if kind == "array":
+        inner = schema.get("items")
+        return f"list of {_type_text(inner)}" if inner else "list"
+    if kind == "object":
+        props = schema.get("properties")
+        if props:
+            return "{" + ", ".join(f"{k}: {_type_text(v)}" for k, v in props.items()) + "}"
+        return "object"
+    return kind or "any"
+
+
+def describe_tool(spec: "ToolSpec") -> str:
+    """One compact line per tool: `- name(arg: type, opt?: type): description. arg: meaning.`"""
+    params = spec.parameters or {}
+    props: dict = params.get("properties", {}) or {}
+    required = set(params.get("required", []) or [])
+    signature = []
+    notes = []
+    for name, schema in props.items():
+        mark = "" if name in required else "?"
+        text = f"{name}{mark}: {_type_text(schema)}"
+        if isinstance(schema, dict) and "default" in schema:
+            text += f" = {json.dumps(schema['default'], ensure_ascii=False)}"
+        signature.append(text)
+        if isinstance(schema, dict) and schema.get("description"):
+            notes.append(f"{name}: {schema['description'].strip().rstrip('.')}.")
+    line = f"- {spec.name}({', '.join(signature)})"
+    description = " ".join((spec.description or "").split())
+    if description:
+        line += ": " + description.rstrip(".") + "."
+    if notes:
+        line += " " + " ".join(notes)
+    return line
+
+
+def describe_tools(tools: Iterable["ToolSpec"]) -> str:
+    lines = [describe_tool(t) for t in tools]
+    lines.append(f"- {FINISH}(answer: any): {FINISH_DESCRIPTION}")
+    return "\n".join(lines)
+
+
+def system_prompt(tools: list["ToolSpec"], fmt: str, override: str | None = None) -> str:
+    """The system message. A session's `system_prompt` replaces the default; `{tools}` in it is
+    replaced by the tool list (JSON format), which is otherwise appended."""
+    if fmt == "native":
+        return override if override is not None else DEFAULT_NATIVE_PROMPT
+    template = override if override is not None else DEFAULT_JSON_PROMPT
+    listing = describe_tools(tools)
+    if TOOLS_PLACEHOLDER in template:
+        return template.replace(TOOLS_PLACEHOLDER, listing)
+    return template.rstrip() + "\n\nTools:\n" + listing
+
+
+def task_message(query: str) -> str:
+    return f"Task: {query}"
+
+
+def native_tools(tools: Iterable["ToolSpec"]) -> list[dict]:
+    schemas = [t.openai_schema() for t in tools]
+    schemas.append({
+        "type": "function",
+        "function": {
+            "name": FINISH,
+            "description": FINISH_DESCRIPTION,
+            "parameters": {"type": "object", "properties": {"answer": {"description": "the final answer"}},
+                           "required": ["answer"]},
+        },
+    })
+    return schemas
+
+
+# ----- constrained decoding ------------------------------------------------------------------
+
+_KEEP = {"type", "properties", "required", "items", "enum", "const", "anyOf", "additionalProperties",
+         "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"}
+
+
+def _grammar_schema(schema: Any) -> Any:
+    """The schema subset grammar converters understand, without descriptions (smaller grammar)."""
+    if not isinstance(schema, dict):
+        return {}
+    out: dict = {}
+    for key, value in schema.items():
+        if key not in _KEEP:
+            continue
+        if key == "properties":
+            out[key] = {k: _grammar_schema(v) for k, v in value.items()}
+        elif key in ("items",) or (key == "additionalProperties" and isinstance(value, dict)):
+            out[key] = _grammar_schema(value)
+        elif key == "anyOf":
+            out[key] = [_grammar_schema(v) for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+def action_schema(tools: Iterable["ToolSpec"]) -> dict:
+    """JSON schema of one action: one `anyOf` branch per tool, the tool name as a `const`."""
+    branches = []
+    thought = {"type": "string", "maxLength": THOUGHT_MAX_CHARS}
+    for spec in tools:
+        args = _grammar_schema(spec.parameters or {"type": "object"})
+        args.setdefault("type", "object")
+        branches.append({
+            "type": "object",
+            "properties": {"thought": thought, "tool": {"const": spec.name}, "arguments": args},
+            "required": ["thought", "tool", "arguments"],
+            "additionalProperties": False,
+        })
+    branches.append({
+        "type": "object",
+        "properties": {
+            "thought": thought,
+            "tool": {"const": FINISH},
+            "arguments": {"type": "object", "properties": {"answer": {}}, "required": ["answer"],
+                          "additionalProperties": False},
+        },
+        "required": ["thought", "tool", "arguments"],
+        "additionalProperties": False,
+    })
+    return {"anyOf": branches}
+
+
+def response_format(schema: dict, style: str) -> dict:
+    """How to ask a server for constrained decoding of `schema`."""
+    if style == "json_object_schema":  # llama-cpp-python's server
+        return {"type": "json_object", "schema": schema}
+    if style == "json_object":
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": "action", "schema": schema, "strict": False}}
+
+
+# ----- history -------------------------------------------------------------------------------
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= HISTORY_RAW_MAX_CHARS else text[:HISTORY_RAW_MAX_CHARS] + " …"
+
+
+def native_assistant_message(raw: str) -> tuple[dict, str]:
+    """The assistant message a native-format raw output stands for, and the id of its (first)
+    tool call ("" when it made none)."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("tool_calls"), list) and data["tool_calls"]:
+        call = data["tool_calls"][0]
+        message = {"role": "assistant", "content": data.get("content") or None, "tool_calls": [call]}
+        return message, str(call.get("id", ""))
+    return {"role": "assistant", "content": _cut(raw) or ""}, ""
+
+
+def history_messages(steps: list["StepView"], fmt: str) -> list[dict]:
+    """Messages for the steps taken so far: each reply as produced, then what it was shown."""
+    messages: list[dict] = []
+    for step in steps:
+        if fmt == "native":
+            assistant, call_id = native_assistant_message(step.raw)
+            messages.append(assistant)
+            if call_id:
+                messages.append({"role": "tool", "tool_call_id": call_id, "content": step.observation})
+                continue
+        else:
+            messages.append({"role": "assistant", "content": _cut(step.raw)})
+        messages.append({"role": "user", "content": step.observation})
+    return messages

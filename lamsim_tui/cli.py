@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lamsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lamsim review list | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 # ----- app -------------------------------------------------------------------------------------

@@ -193,6 +193,11 @@ def discard(
 def undo(store: Store, *, user: str | None = None) -> tuple[dict, dict]:
     """Revert the latest decision not yet undone. Returns (record after, the decision undone)."""
     _writable(store)
+    with store.lock:
+        return _undo(store, user)
+
+
+def _undo(store: Store, user: str | None) -> tuple[dict, dict]:
     ledger = _ledger(store)
     if not ledger.undoable:
         raise ReviewError("nothing to undo: no review decision in this store")
@@ -416,16 +421,22 @@ def edit(
     review_changes = {"original": original, "diff": _diff(before, after), "edits": review.get("edits", 0) + 1}
     if force and problems:
         review_changes["forced"] = True
-    return _decide(
-        store,
-        record,
-        "edit",
-        "accepted",
-        note=note,
-        tags=_tags(tags),
-        user=user,
-        fields=fields,
-        review_changes=review_changes,
-        forced=bool(problems) and force,
-        extra={"replay_problems": problems} if problems else None,
-    )
+    with store.lock:
+        if store.get(record["id"]) != record:
+            raise ReviewError(
+                f"trajectory {record['id'][:12]} changed while the edit was replayed",
+                hint="look at it again and redo the edit",
+            )
+        return _decide(
+            store,
+            record,
+            "edit",
+            "accepted",
+            note=note,
+            tags=_tags(tags),
+            user=user,
+            fields=fields,
+            review_changes=review_changes,
+            forced=bool(problems) and force,
+            extra={"replay_problems": problems} if problems else None,
+        )

@@ -330,6 +330,11 @@ class Store:
         self._storage.compact()
 
     @property
+    def lock(self) -> threading.RLock:
+        """Held across a read-modify-write (a review decision) when several threads share the store."""
+        return self._mutex
+
+    @property
     def notices(self) -> list[str]:
         """Things the operator should be told (an unfinished write dropped after a crash)."""
         return list(self._storage.notices)

@@ -210,7 +210,8 @@ def _describe(op: dict, method: str, path: str) -> str:
     summary = _first_sentence(op.get("summary", ""))
     if summary:
         return summary[0].upper() + summary[1:]
-    description = _first_sentence(op.get("description", ""))
+    description = re.split(r"(?<=[.!?])\s", " ".join(str(op.get("description") or "").split()))[0]
+    description = _first_sentence(description)
     return (description[0].upper() + description[1:]) if description else f"{method.upper()} {path}"
 
 
@@ -540,7 +541,7 @@ def example_response(op_spec: dict, resolver: Resolver) -> Any:
 
 
 def seed_rows(resources: dict[str, dict], resolver: Resolver, rows: int) -> dict[str, list[dict]]:
-    schemas = resolver.spec["components"]["schemas"]
+    schemas = (resolver.spec.get("components") or {}).get("schemas") or {}
     out: dict[str, list[dict]] = {}
     keys: dict[str, list] = {}
     # tables referenced by others (Order.petId -> pet) first, so foreign keys point at real rows
@@ -662,14 +663,19 @@ def render_tools(operations: list[Operation], keys: dict[str, str], title: str, 
 def _answer_field(props: dict, skip: str) -> tuple[str, str] | None:
     """The field the example template asks about: a name-like scalar if there is one."""
     kinds = {"string": "text", "integer": "number", "number": "number", "boolean": "bool"}
-    scalars = {p: s for p, s in props.items() if p != skip and s.get("type") in kinds}
+    def kind_of(schema: dict) -> str | None:
+        kind = schema.get("type")
+        kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+        return kind if kind in kinds else None
+
+    scalars = {p: s for p, s in props.items() if p != skip and kind_of(s)}
     if not scalars:
         return None
     preferred = [p for p in ("name", "title", "status", "email") if p in scalars]
-    strings = [p for p, s in scalars.items() if s.get("type") == "string"]
+    strings = [p for p, s in scalars.items() if kind_of(s) == "string"]
     chosen = (preferred or strings or list(scalars))[0]
     schema = scalars[chosen]
-    return chosen, "date" if schema.get("format") == "date" else kinds[schema["type"]]
+    return chosen, "date" if schema.get("format") == "date" else kinds[kind_of(schema)]
 
 
 def render_templates(operations: list[Operation], resources: dict[str, dict], name: str) -> tuple[str, str | None]:

@@ -157,7 +157,7 @@ def generate(seed: int = SEED) -> dict[str, list[dict]]:
             hotels.append({"id": f"H-{len(hotels) + 1:02d}", "name": name, "city": city, "stars": stars,
                            "nightly_rate": _price(eur * rng.uniform(0.92, 1.08), currency, rates),
                            "currency": currency,
-                           "free_cancel_days": rng.choice([1, 2, 3, 7])})
+                           "free_cancel_days": rng.choice([3, 7, 14, 21])})
 
     # ----- travellers, loyalty ---------------------------------------------------------------
     names = [f"{f} {last}" for f, last in zip(FIRST, LAST, strict=True)]

@@ -62,9 +62,8 @@ def bench_lamsim(recs: list[dict], root: Path, accepts: int) -> dict:
     path = root / "lamsim"
     store = open_store(path)
     fill_start = time.perf_counter()
-    storage = store._storage
     for start in range(0, len(recs), 500):  # filling is not what is measured: one fsync per 500 records
-        with storage.batch():
+        with store.batch():
             for record in recs[start : start + 500]:
                 store.add(record)
     store.close()  # compacts: the state after any normal session

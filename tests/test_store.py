@@ -301,8 +301,9 @@ def test_write_cost_does_not_grow_with_the_store(tmp_path):
     """An update appends one small journal line, whatever the store's size."""
     rs = recs(300)
     with open_store(tmp_path / "s") as store:
-        for r in rs:
-            store.add(r)
+        with store.batch():
+            for r in rs:
+                store.add(r)
         journal = tmp_path / "s" / journal_name(store._storage.generation)
         before = journal.stat().st_size
         store.update(rs[150]["id"], {"status": "accepted"})
@@ -401,3 +402,18 @@ def test_check_and_salvage_recover_what_is_readable(tmp_path):
         assert set(store.ids()) == {rs[0]["id"], rs[1]["id"], rs[3]["id"]}
         assert store.get(rs[0]["id"])["status"] == "accepted"
         assert store.get(rs[1]["id"]) == rs[1]
+
+
+def test_a_failed_batch_leaves_nothing_behind(tmp_path):
+    rs = recs(3)
+    with open_store(tmp_path / "s") as store:
+        store.add(rs[0])
+        with pytest.raises(StoreError, match="already in the store"):
+            with store.batch():
+                store.add(rs[1])
+                store.add(rs[0])  # fails: the whole batch is dropped
+        assert store.ids() == [rs[0]["id"]]
+        store.add(rs[1])
+        store.add(rs[2])
+    with open_store(tmp_path / "s", readonly=True) as store:
+        assert store.ids() == [r["id"] for r in rs]

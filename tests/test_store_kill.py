@@ -79,7 +79,7 @@ def test_sigkill_during_a_stream_of_accepts_loses_nothing_acknowledged(tmp_path)
             for record_id in list(accepted)[-3:]:
                 record = store.get(record_id)
                 assert record["review"]["history"][-1]["note"] == "kill test"
-    assert kills >= 10
+    assert kills >= 8
     assert len(accepted) > 50, "the writer should have got through many accepts"
     with open_store(path, readonly=True) as store:
         assert {doc["id"] for doc in store.peek("accepted")} >= accepted

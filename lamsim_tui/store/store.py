@@ -13,6 +13,7 @@ import json
 import re
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -328,6 +329,16 @@ class Store:
 
     def compact(self) -> None:
         self._storage.compact()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group writes into one durable commit (bulk imports): all of them or none."""
+        try:
+            with self._storage.batch():
+                yield
+        except BaseException:
+            self._rebuild_caches()
+            raise
 
     @property
     def lock(self) -> threading.RLock:

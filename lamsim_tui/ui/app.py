@@ -1,0 +1,582 @@
+"""The lamsim app: run a session live, review its trajectories, export them.
+
+`run_app` is what `lamsim` calls; `make_app` builds the same app for tests, snapshots and the
+benchmark. The app owns the session, the pack, the store and the engine; its screens render the
+engine's events and call the review and export modules, and decide nothing about a trajectory.
+
+Start-up stays fast: only the session file and theme files are read before the first paint. The
+pack, the store and the agent (which may import litellm or load a model) come in workers after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from lamsim_tui.errors import LamsimError
+from lamsim_tui.ui.live import LiveState
+from lamsim_tui.ui.messages import Hub, QueueChanged, SessionReloaded
+from lamsim_tui.ui.themes import APP_VARIABLES, BUILTIN, FALLBACK_THEME, load_prefs, load_themes, prefs_path, save_prefs
+
+DRAIN_INTERVAL_S = 1 / 20  # engine events are folded into the panes at most this often
+WATCH_DEBOUNCE_MS = 300
+SCRIPTED_STREAM_CPS = 400.0  # the scripted agent "types" at this rate in the app, so the panes can be followed
+
+
+@dataclass
+class QueueRow:
+    """One trajectory in the review queue or the store browser, with what filtering needs."""
+
+    id: str
+    seq: int
+    status: str
+    success: bool
+    template: str
+    steps: int
+    findings: dict[str, int]
+    query: str
+    haystack: str = field(repr=False, default="")
+    end_reason: str = ""
+    review_note: str = ""
+
+    @classmethod
+    def from_record(cls, record: dict, seq: int) -> QueueRow:
+        task = record.get("task") or {}
+        verdict = record.get("verdict") or {}
+        parts = [task.get("query", ""), task.get("template", ""), str(record.get("final_answer", ""))]
+        for step in record.get("steps") or []:
+            parts.append(step.get("thought") or "")
+            parts.append((step.get("raw") or "")[:2000])
+            parts.append((step.get("observation") or "")[:2000])
+        review = record.get("review") or {}
+        history = review.get("history") or [] if isinstance(review, dict) else []
+        last = history[-1] if history else {}
+        note = " ".join(filter(None, [last.get("note") or "", ", ".join(last.get("tags") or [])]))
+        return cls(id=record["id"], seq=seq, status=record.get("status") or "?", success=bool(verdict.get("success")),
+                   template=task.get("template", "?"), steps=len(record.get("steps") or []),
+                   findings=dict(verdict.get("findings") or {}), query=task.get("query", ""),
+                   haystack="\n".join(parts).lower(), end_reason=record.get("end_reason") or "",
+                   review_note=note)
+
+
+class LamsimApp(App[int]):
+    TITLE = "lamsim"
+    CSS_PATH = "app.tcss"
+    MODES = {}  # filled below, after the screens are imported lazily
+    DEFAULT_MODE = "live"
+    BINDINGS = [
+        Binding("1", "show('live')", "Live", id="screen.live"),
+        Binding("2", "show('review')", "Review", id="screen.review"),
+        Binding("3", "show('store')", "Store", id="screen.store"),
+        Binding("4", "show('stats')", "Stats", id="screen.stats"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+    ]
+
+    def __init__(self, session_path: str | Path, *, watch: bool = True, snapshot: bool = False,
+                 scripted_cps: float = SCRIPTED_STREAM_CPS, factory: Callable | None = None,
+                 tasks: int | None = None, state_file: Path | None = None):
+        from lamsim_tui.ui.screens.live import LiveScreen
+        from lamsim_tui.ui.screens.review import ReviewScreen
+        from lamsim_tui.ui.screens.stats import StatsScreen
+        from lamsim_tui.ui.screens.store import StoreScreen
+
+        self.MODES = {"live": LiveScreen, "review": ReviewScreen, "store": StoreScreen, "stats": StatsScreen}
+        super().__init__()
+        self.started_at = time.perf_counter()
+        self.first_paint_s: float | None = None
+        self.session_path = Path(session_path).resolve()
+        self.watching = watch
+        self.snapshot = snapshot
+        self.scripted_cps = scripted_cps
+        self.factory_override = factory
+        self.tasks_override = tasks
+
+        self.session = None
+        self.session_problem: str | None = None
+        self.pack = None
+        self.pack_problem: str | None = None
+        self.store = None
+        self.store_problem: str | None = None
+        self.engine = None
+        self.run_state = "idle"
+        self.run_note = ""
+        self.live = LiveState()
+        self.queue: dict[str, QueueRow] = {}  # pending + filtered, by id, in arrival order
+        self._seq: dict[str, int] = {}
+        self._recent: dict[str, dict] = {}  # whole records that just arrived (the store may still be writing)
+        self._inbox: deque = deque()
+        self.backlog_samples: list[int] = []  # events waiting at each drain (the benchmark reads it)
+        self.drafts: dict[str, str] = {}  # edit text per trajectory: leaving the editor loses nothing typed
+        self._last_problem: dict[str, str] = {}
+        self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)  # (severity, title, message)
+
+        # Signals the screens subscribe to.
+        self.live_changed = Hub("live")  # Changes
+        self.queue_changed = Hub("queue")  # QueueChanged
+        self.state_changed = Hub("state")  # run state name
+        self.session_changed = Hub("session")  # SessionReloaded
+
+        self._load_session_now()
+        root = self.project_root
+        self.state_file = state_file or prefs_path(root)
+        self.prefs = load_prefs(self.state_file)
+        self.theme_files = self.project_root / "themes"
+        self.register_theme(BUILTIN)
+        self._theme_problems: list[str] = []
+        self._themes_from_files: dict[str, Any] = {}
+        self._load_themes(initial=True)
+        wanted = self.prefs.get("theme")
+        self.theme = wanted if wanted in self.available_themes else FALLBACK_THEME
+        if wanted and wanted not in self.available_themes:
+            self._theme_problems.append(f"remembered theme {wanted!r} is not available; using {FALLBACK_THEME}")
+
+    # ----- paths and state ---------------------------------------------------------------------
+    @property
+    def project_root(self) -> Path:
+        if self.session is not None and self.session.root is not None:
+            return Path(self.session.root)
+        parent = self.session_path.parent
+        return parent.parent if parent.name == "sessions" else parent
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(APP_VARIABLES)
+
+    def _load_session_now(self) -> bool:
+        from lamsim_tui.config import load_session
+
+        try:
+            self.session = load_session(self.session_path)
+        except LamsimError as exc:
+            self.session_problem = str(exc)
+            return False
+        self.session_problem = None
+        if self.tasks_override is not None:
+            import dataclasses
+
+            session = dataclasses.replace(self.session, tasks=self.tasks_override)
+            object.__setattr__(session, "source", self.session.source)
+            object.__setattr__(session, "root", self.session.root)
+            self.session = session
+        self.title = f"lamsim · {self.session.session_name}"
+        return True
+
+    # ----- start -------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.watch(self, "theme", self._remember_theme, init=False)
+        self.call_after_refresh(self._painted)
+        self.set_interval(DRAIN_INTERVAL_S, self._drain, name="drain engine events")
+        for problem in self._theme_problems:
+            self.notify(problem, title="theme", severity="warning", markup=False, timeout=8)
+        if self.session_problem:
+            self.notify(self.session_problem, title="session", severity="error", markup=False, timeout=10)
+        else:
+            self.load_pack()
+            self.open_store()
+            self.warm_agent()
+        if self.watching:
+            self.start_watchers()
+
+    def _painted(self) -> None:
+        if self.first_paint_s is None:
+            self.first_paint_s = time.perf_counter() - self.started_at
+            t0 = os.environ.get("LAMSIM_BENCH_T0")
+            if t0:
+                self.exit(return_code=0, result=int((time.time() - float(t0)) * 1000))
+
+    def _remember_theme(self, name: str) -> None:
+        if self.snapshot or self.prefs.get("theme") == name:
+            return
+        self.prefs["theme"] = name
+        try:
+            save_prefs(self.state_file, self.prefs)
+        except OSError as exc:
+            self.notify(f"could not remember the theme in {self.state_file}: {exc}", severity="warning", markup=False)
+
+    @work(thread=True, group="pack", exclusive=True, exit_on_error=False, name="load pack")
+    def load_pack(self) -> None:
+        from lamsim_tui.packs import load_pack
+
+        session = self.session
+        try:
+            pack = load_pack(session.pack_dir())
+        except LamsimError as exc:
+            self.call_from_thread(self._pack_failed, str(exc))
+            return
+        self.call_from_thread(self._pack_loaded, pack)
+
+    def _pack_loaded(self, pack) -> None:
+        reloaded = self.pack is not None
+        self.pack = pack
+        self.pack_problem = None
+        self._last_problem.pop("pack", None)
+        if reloaded:
+            note = " (the running session keeps the version it started with)" if self.session_running else ""
+            self.notify(f"pack {pack.name} reloaded: version {pack.version}{note}", title="hot reload", markup=False)
+        self.session_changed.publish(SessionReloaded("pack"))
+
+    def _pack_failed(self, problem: str) -> None:
+        self.pack_problem = problem
+        if self._last_problem.get("pack") != problem:
+            self._last_problem["pack"] = problem
+            keep = " — keeping the last good version" if self.pack is not None else ""
+            self.notify(problem + keep, title="tool pack", severity="error", markup=False, timeout=12)
+        self.session_changed.publish(SessionReloaded("pack"))
+
+    @work(thread=True, group="store", exclusive=True, exit_on_error=False, name="open store")
+    def open_store(self) -> None:
+        from lamsim_tui.store import open_store
+
+        path = self.session.store_dir()
+        try:
+            store = open_store(path)
+        except LamsimError as exc:
+            self.call_from_thread(self._store_failed, str(exc))
+            return
+        except OSError as exc:
+            self.call_from_thread(self._store_failed, f"{path}: cannot open the store: {exc}")
+            return
+        rows = []
+        for seq, doc in enumerate(store.peek(("pending", "filtered"))):
+            rows.append(QueueRow.from_record(doc, seq))
+        self.call_from_thread(self._store_opened, store, rows)
+
+    def _store_opened(self, store, rows: list[QueueRow]) -> None:
+        self.store = store
+        self.store_problem = None
+        self.queue = {row.id: row for row in rows}
+        self._seq = {row.id: row.seq for row in rows}
+        for notice in store.notices:
+            self.notify(notice, title="store", severity="warning", markup=False, timeout=10)
+        self.queue_changed.publish(QueueChanged(added=[], removed=[]))
+        self.session_changed.publish(SessionReloaded("store"))
+
+    def _store_failed(self, problem: str) -> None:
+        self.store_problem = problem
+        self.notify(problem, title="store", severity="error", markup=False, timeout=15)
+        self.session_changed.publish(SessionReloaded("store"))
+
+    @work(thread=True, group="agent", exclusive=True, exit_on_error=False, name="load model client")
+    def warm_agent(self) -> None:
+        """Import the model client (litellm is slow to import) after the first paint, not before."""
+        if self.session.agent.kind in ("model", "embedded"):
+            import importlib
+
+            importlib.import_module("lamsim_tui.agents.model")
+
+    # ----- the session run ---------------------------------------------------------------------
+    @property
+    def session_running(self) -> bool:
+        return self.run_state in ("starting", "running", "pausing", "paused", "stopping")
+
+    def set_state(self, state: str, note: str = "") -> None:
+        self.run_state = state
+        self.run_note = note
+        self.state_changed.publish(state)
+
+    def make_factory(self, session, pack):
+        if self.factory_override is not None:
+            return self.factory_override(session, pack)
+        if session.agent.kind == "scripted":
+            from lamsim_tui.agents.scripted import ScriptedAgentFactory
+
+            return ScriptedAgentFactory(session, pack, stream_cps=self.scripted_cps)
+        from lamsim_tui.agents import make_agent_factory
+
+        return make_agent_factory(session, pack)
+
+    def action_start(self) -> None:
+        if self.session_running:
+            self.notify("the session is already running", markup=False)
+            return
+        problem = self.session_problem or self.pack_problem if self.pack is None else self.session_problem
+        if self.session is None or self.pack is None or problem:
+            self.notify(problem or "the pack is still loading", title="cannot start", severity="error", markup=False)
+            return
+        if self.store is None:
+            self.notify(self.store_problem or "the store is still opening", title="cannot start", severity="error",
+                        markup=False)
+            return
+        self.live.reset()
+        self.set_state("starting")
+        self.run_engine(self.session, self.pack)
+
+    @work(group="engine", exclusive=True, exit_on_error=False, name="session run")
+    async def run_engine(self, session, pack) -> None:
+        from lamsim_tui.engine import Engine
+
+        try:
+            factory = await asyncio.to_thread(self.make_factory, session, pack)
+            engine = Engine(session, pack, factory, store=self.store, on_event=self._inbox.append)
+            generation = await asyncio.to_thread(engine.prepare)
+            for template, failures in generation.failures.items():
+                self.notify(f"template {template} skipped: {failures[0].reason.splitlines()[0]} ({failures[0].where})",
+                            title="task generation", severity="warning", markup=False, timeout=10)
+            if not generation.tasks:
+                self.notify("no task could be generated; run `lamsim check` on the session", title="session",
+                            severity="error", markup=False)
+                self.set_state("idle")
+                return
+            if self.run_state == "stopping":
+                self.set_state("idle", "stopped before it started")
+                return
+            self.engine = engine
+            self.set_state("running")
+            summary = await engine.run()
+        except BaseException:
+            self.engine = None
+            self._drain()
+            if self.run_state != "stopping":
+                self.set_state("failed")
+            else:
+                self.set_state("idle", "stopped")
+            raise
+        self.engine = None
+        self._drain()
+        data = summary.to_dict()
+        note = ("stopped: " if data.get("cancelled") else "") + f"{data['episodes']} episodes, {data['kept']} kept"
+        self.set_state("idle" if data.get("cancelled") else "finished", note)
+        if data.get("paused_reason"):
+            self.notify(data["paused_reason"], title="session stopped", severity="error", markup=False, timeout=15)
+
+    def action_pause(self) -> None:
+        engine = self.engine
+        if engine is None:
+            self.notify("nothing is running", markup=False)
+            return
+        if engine.paused:
+            engine.resume()
+            self.set_state("running")
+        else:
+            engine.pause()
+            self.set_state("paused", "running steps finish; no new step starts")
+
+    def action_stop(self) -> None:
+        if self.engine is not None:
+            self.set_state("stopping")
+            self.engine.cancel()
+        elif self.run_state == "starting":
+            self.set_state("stopping")
+        else:
+            self.notify("nothing is running", markup=False)
+
+    def _drain(self) -> None:
+        inbox = self._inbox
+        waiting = len(inbox)
+        if self.engine is not None or waiting:
+            self.backlog_samples.append(waiting)
+        if not waiting:
+            return
+        events = [inbox.popleft() for _ in range(waiting)]
+        changes = self.live.apply(events)
+        if changes.finished:
+            added = []
+            for record in changes.finished:
+                self._recent[record["id"]] = record
+                if record.get("status") in ("pending", "filtered"):
+                    seq = self._seq.setdefault(record["id"], len(self._seq))
+                    row = QueueRow.from_record(record, seq)
+                    self.queue[row.id] = row
+                    added.append(record)
+            while len(self._recent) > 300:
+                self._recent.pop(next(iter(self._recent)))
+            if added:
+                self.queue_changed.publish(QueueChanged(added=added))
+        if changes.paused:
+            self.set_state("paused", changes.paused)
+            self.notify(changes.paused, title="session paused", severity="error", markup=False, timeout=15)
+        self.live_changed.publish(changes)
+
+    # ----- records and review ------------------------------------------------------------------
+    def record(self, record_id: str) -> dict:
+        """The whole record: from the store, or from the engine's event while the store writes it."""
+        try:
+            return self.store.get(record_id)
+        except LamsimError:
+            if record_id in self._recent:
+                return self._recent[record_id]
+            raise
+
+    def queue_rows(self) -> list[QueueRow]:
+        return sorted(self.queue.values(), key=lambda r: (r.status != "pending", r.seq))
+
+    def store_rows(self, statuses: Iterable[str] = ("accepted", "discarded")) -> list[QueueRow]:
+        if self.store is None:
+            return []
+        rows = []
+        for seq, doc in enumerate(self.store.peek(tuple(statuses))):
+            rows.append(QueueRow.from_record(doc, self._seq.get(doc["id"], seq)))
+        return rows
+
+    def reviewed(self, record: dict, select: str | None = None) -> None:
+        """A decision (or undo) changed `record`: move it into or out of the queue."""
+        record_id = record["id"]
+        self._recent.pop(record_id, None)
+        if record.get("status") in ("pending", "filtered"):
+            seq = self._seq.setdefault(record_id, len(self._seq))
+            self.queue[record_id] = QueueRow.from_record(record, seq)
+            self.queue_changed.publish(QueueChanged(added=[record], select=select))
+        else:
+            self.queue.pop(record_id, None)
+            self.queue_changed.publish(QueueChanged(removed=[record_id], select=select))
+
+    # ----- hot reload --------------------------------------------------------------------------
+    def start_watchers(self) -> None:
+        root = self.project_root
+        if (root / "sessions").is_dir() or self.session_path.parent.is_dir():
+            self.watch_sessions()
+        if self.session is not None:
+            self.watch_pack(self.session.pack_dir())
+        if self.theme_files.is_dir():
+            self.watch_themes()
+
+    async def _watch(self, path: Path, on_change: Callable[[set], Any]) -> None:
+        from watchfiles import awatch
+
+        async for changes in awatch(path, debounce=WATCH_DEBOUNCE_MS, step=50, rust_timeout=500):
+            result = on_change({Path(p) for _, p in changes})
+            if asyncio.iscoroutine(result):
+                await result
+
+    @work(group="watch-sessions", exclusive=True, exit_on_error=False, name="watch sessions")
+    async def watch_sessions(self) -> None:
+        await self._watch(self.session_path.parent, self._session_files_changed)
+
+    @work(group="watch-tools", exclusive=True, exit_on_error=False, name="watch tools")
+    async def watch_pack(self, pack_dir: Path) -> None:
+        if pack_dir.is_dir():
+            await self._watch(pack_dir, lambda paths: self.load_pack())
+
+    @work(group="watch-themes", exclusive=True, exit_on_error=False, name="watch themes")
+    async def watch_themes(self) -> None:
+        await self._watch(self.theme_files, lambda paths: self._load_themes())
+
+    def _session_files_changed(self, paths: set[Path]) -> None:
+        if not any(p.resolve() == self.session_path for p in paths if p.exists()) and self.session_path not in paths:
+            return
+        self.reload_session()
+
+    def reload_session(self) -> None:
+        from lamsim_tui.config import load_session
+
+        old = self.session
+        try:
+            load_session(self.session_path)
+        except LamsimError as exc:
+            problem = str(exc)
+            self.session_problem = None if old is not None else problem
+            if self._last_problem.get("session") != problem:
+                self._last_problem["session"] = problem
+                keep = " — keeping the last good version" if old is not None else ""
+                self.notify(problem + keep, title="session file", severity="error", markup=False, timeout=12)
+            return
+        self._last_problem.pop("session", None)
+        self._load_session_now()
+        note = " (the running session keeps the version it started with)" if self.session_running else ""
+        self.notify(f"{self.session_path.name} reloaded{note}", title="hot reload", markup=False)
+        self.session_changed.publish(SessionReloaded("session"))
+        if old is None or old.pack_dir() != self.session.pack_dir():
+            self.load_pack()
+            if self.watching:
+                self.watch_pack(self.session.pack_dir())
+        if old is not None and old.store_dir() != self.session.store_dir():
+            self.notify("the store folder changed: it is used after the app restarts", severity="warning", markup=False)
+
+    def _load_themes(self, initial: bool = False) -> None:
+        found = load_themes(self.theme_files)
+        for name, theme in found.themes.items():
+            self.register_theme(theme)
+            self._themes_from_files[name] = theme
+        for path, error in found.errors.items():
+            key = f"theme:{path}"
+            problem = str(error)
+            if self._last_problem.get(key) == problem:
+                continue
+            self._last_problem[key] = problem
+            message = problem + (" — keeping the last good version" if not initial else " — using the built-in theme")
+            if initial:
+                self._theme_problems.append(message)
+            else:
+                self.notify(message, title="theme", severity="error", markup=False, timeout=12)
+        for key in [k for k in self._last_problem if k.startswith("theme:")]:
+            if Path(key[6:]) not in found.errors:
+                del self._last_problem[key]
+        if not initial and self.theme in found.themes:
+            self.theme = self.theme  # re-apply the (possibly changed) current theme
+            self.refresh_css()
+
+    # ----- navigation, help, palette -----------------------------------------------------------
+    def action_show(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        from lamsim_tui.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen = {"quit", "command_palette"}
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in seen or binding.system:
+                continue
+            seen.add(binding.action)
+            yield SystemCommand(binding.description, f"key {binding.key_display or key} · {type(active.node).__name__}",
+                                partial(self.run_action, binding.action, active.node))
+        for title, help_text, action in getattr(screen, "EXTRA_COMMANDS", ()):
+            yield SystemCommand(title, help_text, partial(self.run_action, action, screen))
+        for mode, label in (("live", "Live session"), ("review", "Review queue"), ("store", "Store browser"),
+                            ("stats", "Statistics")):
+            if f"show('{mode}')" not in seen:
+                yield SystemCommand(f"Go to {label}", f"show the {label.lower()} screen", partial(self.action_show, mode))
+
+    # ----- failures and notices ----------------------------------------------------------------
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """As `App.notify`, and kept in `notices` (the last 200), which tests and the log read."""
+        self.notices.append((severity, title, message))
+        if self.snapshot and severity == "information":
+            return  # toasts that time out would make snapshots depend on timing
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            text = str(error) if isinstance(error, LamsimError) else f"{type(error).__name__}: {error}"
+            self.notify(f"{worker.name or 'a background task'} failed: {text}", title="error", severity="error",
+                        markup=False, timeout=15)
+
+    async def on_unmount(self) -> None:
+        if self.engine is not None:
+            self.engine.cancel()
+        store, self.store = self.store, None
+        if store is not None:
+            await asyncio.to_thread(store.close)
+
+
+def make_app(session_path: str | Path, **options: Any) -> LamsimApp:
+    """The app as `lamsim` opens it; tests, snapshots and the benchmark pass options."""
+    return LamsimApp(session_path, **options)
+
+
+def run_app(session_path: Path) -> int:
+    app = make_app(session_path)
+    result = app.run()
+    return int(app.return_code or 0) if result is None else 0

@@ -1,0 +1,195 @@
+"""What the live panes show, kept apart from the widgets: the engine's events folded into a model.
+
+The engine calls back once per event, many times a second while a model streams. The app queues
+the events and folds a whole batch here on a timer; the returned `Changes` says which panes must
+redraw, so the screen repaints once per batch instead of once per token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from lamsim_tui.events import (
+    EpisodeFinished,
+    EpisodeStarted,
+    Event,
+    FeedbackGiven,
+    ObservationMade,
+    Progress,
+    SessionFinished,
+    SessionPaused,
+    StepProposed,
+    TextDelta,
+)
+
+KEEP_FINISHED = 40  # finished episodes kept for the panes (the store keeps all of them)
+RATE_WINDOW_S = 5.0
+
+
+@dataclass
+class StepLive:
+    index: int
+    thought: str = ""
+    action: dict | None = None
+    raw: str = ""
+    observation: str | None = None
+    executed: bool | None = None
+    findings: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class EpisodeLive:
+    id: str
+    number: int
+    task_id: str
+    template: str
+    query: str
+    attempt: int
+    gold_calls: tuple = ()
+    gold_answer: Any = None
+    steps: list[StepLive] = field(default_factory=list)
+    stream: list[str] = field(default_factory=list)  # text of the step being generated
+    stream_step: int = -1
+    finished: bool = False
+    success: bool | None = None
+    status: str | None = None
+    end_reason: str | None = None
+
+    def step(self, index: int) -> StepLive:
+        while len(self.steps) <= index:
+            self.steps.append(StepLive(index=len(self.steps)))
+        return self.steps[index]
+
+    @property
+    def streaming_text(self) -> str:
+        return "".join(self.stream)
+
+
+@dataclass
+class Changes:
+    episodes: set[str] = field(default_factory=set)  # episodes whose steps changed
+    streamed: set[str] = field(default_factory=set)  # episodes whose streaming text changed
+    started: list[str] = field(default_factory=list)
+    finished: list[dict] = field(default_factory=list)  # trajectory records, in order
+    progress: bool = False
+    paused: str | None = None
+    summary: dict | None = None
+
+    @property
+    def membership(self) -> bool:
+        return bool(self.started or self.finished)
+
+
+class LiveState:
+    def __init__(self) -> None:
+        self.episodes: dict[str, EpisodeLive] = {}
+        self.order: list[str] = []
+        self.progress: Progress | None = None
+        self.findings: dict[str, int] = {}
+        self.summary: dict | None = None
+        self.completion_tokens = 0
+        self.streamed_chars = 0
+        self._rate: deque[tuple[float, int]] = deque()
+        self._count = 0
+
+    def reset(self) -> None:
+        self.__init__()
+
+    @property
+    def running(self) -> list[str]:
+        return [eid for eid in self.order if not self.episodes[eid].finished]
+
+    def apply(self, events: list[Event], now: float | None = None) -> Changes:
+        now = time.perf_counter() if now is None else now
+        changes = Changes()
+        chars = 0
+        for event in events:
+            if isinstance(event, TextDelta):
+                episode = self.episodes.get(event.episode_id)
+                if episode is None:
+                    continue
+                if episode.stream_step != event.step:
+                    episode.stream = []
+                    episode.stream_step = event.step
+                episode.stream.append(event.text)
+                chars += len(event.text)
+                changes.streamed.add(episode.id)
+            elif isinstance(event, EpisodeStarted):
+                self._count += 1
+                self.episodes[event.episode_id] = EpisodeLive(
+                    id=event.episode_id, number=self._count, task_id=event.task_id, template=event.template,
+                    query=event.query, attempt=event.attempt, gold_calls=event.gold_calls,
+                    gold_answer=event.gold_answer)
+                self.order.append(event.episode_id)
+                changes.started.append(event.episode_id)
+            elif isinstance(event, StepProposed):
+                episode = self.episodes.get(event.episode_id)
+                if episode is None:
+                    continue
+                step = episode.step(event.step)
+                step.thought, step.action, step.raw = event.thought, event.action, event.raw
+                episode.stream = []
+                episode.stream_step = -1
+                changes.episodes.add(episode.id)
+                changes.streamed.add(episode.id)
+            elif isinstance(event, FeedbackGiven):
+                episode = self.episodes.get(event.episode_id)
+                if episode is None:
+                    continue
+                episode.step(event.step).findings = list(event.findings)
+                changes.episodes.add(episode.id)
+            elif isinstance(event, ObservationMade):
+                episode = self.episodes.get(event.episode_id)
+                if episode is None:
+                    continue
+                step = episode.step(event.step)
+                step.observation, step.executed = event.observation, event.executed
+                changes.episodes.add(episode.id)
+            elif isinstance(event, EpisodeFinished):
+                record = event.trajectory
+                episode = self.episodes.get(event.episode_id)
+                if episode is not None:
+                    episode.finished = True
+                    episode.stream = []
+                    episode.success = bool(record.get("verdict", {}).get("success"))
+                    episode.status = record.get("status")
+                    episode.end_reason = record.get("end_reason")
+                    changes.episodes.add(episode.id)
+                for step in record.get("steps", []):
+                    value = (step.get("usage") or {}).get("completion_tokens")
+                    if isinstance(value, (int, float)):
+                        self.completion_tokens += int(value)
+                changes.finished.append(record)
+            elif isinstance(event, Progress):
+                self.progress = event
+                self.findings = dict(event.findings)
+                changes.progress = True
+            elif isinstance(event, SessionPaused):
+                changes.paused = event.reason
+            elif isinstance(event, SessionFinished):
+                self.summary = event.summary
+                changes.summary = event.summary
+                changes.progress = True
+        if chars:
+            self.streamed_chars += chars
+            self._rate.append((now, chars))
+        self._forget_old()
+        return changes
+
+    def _forget_old(self) -> None:
+        finished = [eid for eid in self.order if self.episodes[eid].finished]
+        for eid in finished[:-KEEP_FINISHED] if len(finished) > KEEP_FINISHED else []:
+            self.order.remove(eid)
+            del self.episodes[eid]
+
+    def chars_per_second(self, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        while self._rate and now - self._rate[0][0] > RATE_WINDOW_S:
+            self._rate.popleft()
+        if not self._rate:
+            return 0.0
+        span = max(now - self._rate[0][0], 1.0)
+        return sum(n for _, n in self._rate) / span

@@ -1,0 +1,80 @@
+"""Messages the app's parts send each other: small dataclasses named in the past tense."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.message import Message
+
+
+@dataclass
+class LiveUpdated(Message):
+    """A batch of engine events was folded into the live model (one per repaint, not per token)."""
+
+    changes: object = field(repr=False)
+
+
+@dataclass
+class QueueChanged(Message):
+    """Trajectories joined or left the review queue (live arrivals, reviews, undo)."""
+
+    added: list[dict] = field(default_factory=list, repr=False)
+    removed: list[str] = field(default_factory=list)
+    select: str | None = None
+
+
+@dataclass
+class TrajectoryReviewed(Message):
+    """A review decision reached the store."""
+
+    record_id: str
+    decision: str  # accepted | discarded | edited | undone
+    status: str | None = None
+
+
+@dataclass
+class SessionReloaded(Message):
+    """The session file or pack changed on disk and loaded cleanly."""
+
+    what: str  # "session" | "pack"
+
+
+@dataclass
+class SessionStateChanged(Message):
+    """The engine started, paused, resumed or stopped."""
+
+    state: str  # idle | starting | running | pausing | paused | stopping | finished | failed
+
+
+@dataclass
+class StoreOpened(Message):
+    ok: bool
+    error: str | None = None
+
+
+class Hub:
+    """Fan-out of app state changes to the screens that show them.
+
+    Like `textual.signal.Signal`, but a failing subscriber fails loudly (as any handler would)
+    instead of being logged and skipped, and a screen parked in another mode still hears it.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self._subscribers: dict[object, list] = {}
+
+    def subscribe(self, node, callback) -> None:
+        self._subscribers.setdefault(node, []).append(callback)
+
+    def unsubscribe(self, node) -> None:
+        self._subscribers.pop(node, None)
+
+    def publish(self, data=None) -> None:
+        for node, callbacks in list(self._subscribers.items()):
+            if not node.is_mounted:
+                continue  # not ready yet
+            if not node.is_attached:
+                self._subscribers.pop(node, None)  # removed from the app
+                continue
+            for callback in callbacks:
+                callback(data)

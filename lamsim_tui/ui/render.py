@@ -1,0 +1,184 @@
+"""Content for steps, tasks and trajectories, shared by the live panes, the review detail and the
+edit preview. Every piece of model output or tool result goes through `text.literal`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.content import Content
+
+from lamsim_tui.ui.text import clip, literal, pretty_json, severity_style
+
+OBSERVATION_SHORT = (480, 8)  # characters, lines shown before "expand"
+OBSERVATION_LONG = (20_000, 400)  # when expanded; the full text is in the viewer (v)
+RAW_SHORT = (600, 10)
+
+
+class Doc:
+    """Accumulates styled pieces; `content()` assembles them into one Content.
+
+    With a ``width``, indented text is wrapped to fit beside its label (a hanging indent), so long
+    observations and JSON keep their column instead of wrapping back to the left edge.
+    """
+
+    def __init__(self, width: int = 0) -> None:
+        self.parts: list[tuple[str, str]] = []
+        self.width = width
+
+    def add(self, text: Any, style: str = "") -> Doc:
+        self.parts.append((literal(text), style))
+        return self
+
+    def line(self, text: Any = "", style: str = "") -> Doc:
+        return self.add(text, style).add("\n")
+
+    def label(self, name: str, width: int = 12) -> Doc:
+        return self.add(f"{name:<{width}}", "$text-muted")
+
+    def indented(self, text: str, style: str = "", indent: int = 12) -> Doc:
+        pad = " " * indent
+        lines = literal(text).split("\n")
+        room = self.width - indent
+        if room >= 20:
+            lines = [piece for line in lines for piece in _hard_wrap(line, room)]
+        for i, line in enumerate(lines):
+            if i:
+                self.parts.append((pad, ""))
+            self.parts.append((line, style))
+            self.parts.append(("\n", ""))
+        return self
+
+    def content(self) -> Content:
+        parts = self.parts
+        while parts and parts[-1][0] == "\n":
+            parts = parts[:-1]
+        return Content.assemble(*parts)
+
+
+def _hard_wrap(line: str, room: int) -> list[str]:
+    if len(line) <= room:
+        return [line]
+    pieces = []
+    while len(line) > room:
+        cut = line.rfind(" ", room // 2, room + 1)
+        cut = room if cut <= 0 else cut + 1
+        pieces.append(line[:cut].rstrip(" ") if cut < len(line) else line[:cut])
+        line = line[cut:]
+    pieces.append(line)
+    return pieces
+
+
+def _get(step: Any, name: str, default: Any = None) -> Any:
+    if isinstance(step, dict):
+        return step.get(name, default)
+    return getattr(step, name, default)
+
+
+def action_lines(doc: Doc, action: dict | None, raw: str) -> None:
+    if action is None:
+        doc.label("reply").add("unparseable", "$severity-error").line()
+        text, hidden = clip(raw or "(empty)", *RAW_SHORT)
+        doc.label("").indented(text, "$stream-text")
+        if hidden:
+            doc.label("").line(f"… {hidden:,} more characters", "$text-muted")
+        return
+    if action.get("type") == "finish":
+        doc.label("answer").add("finish", "bold $accent").line()
+        doc.label("").indented(pretty_json(action.get("answer")) if "answer" in action else "(no answer)")
+        return
+    doc.label("call").add(str(action.get("tool")), "bold $accent").line()
+    doc.label("").indented(pretty_json(action.get("arguments", {})), "$text-secondary")
+
+
+def step_content(step: Any, *, expanded: bool = False, title_suffix: str = "", width: int = 0) -> Content:
+    index = _get(step, "index", 0)
+    doc = Doc(width)
+    doc.add(f"step {index + 1}", "bold $primary")
+    if title_suffix:
+        doc.add(f"  {title_suffix}", "$text-muted")
+    doc.line()
+    thought = _get(step, "thought") or ""
+    if thought:
+        doc.label("thought").indented(thought)
+    action_lines(doc, _get(step, "action"), _get(step, "raw") or "")
+    observation = _get(step, "observation")
+    if observation is None:
+        doc.label("observation").line("…", "$text-muted")
+    elif observation != "":
+        limit, lines = OBSERVATION_LONG if expanded else OBSERVATION_SHORT
+        text, hidden = clip(observation, limit, lines)
+        executed = _get(step, "executed")
+        doc.label("observation" if executed else "told agent").indented(text)
+        if hidden:
+            hint = "v: view all" if expanded else "o: expand, v: view all"
+            doc.label("").line(f"… {hidden:,} more characters ({hint})", "$text-muted")
+    error = _get(step, "error")
+    if error:
+        doc.label("error").line(f"{error.get('code')}: {error.get('message')}", "$severity-error")
+    for finding in _get(step, "findings", None) or _get(step, "feedback", None) or []:
+        doc.label("feedback").add(finding.get("code", "?"), severity_style(finding.get("severity", ""))).add("  ")
+        doc.line(finding.get("message", ""), "$text-muted")
+    return doc.content()
+
+
+def stream_content(text: str) -> Content:
+    doc = Doc()
+    doc.add("generating ", "italic $text-muted")
+    doc.add(text[-4000:], "$stream-text")
+    doc.add("▌", "$accent")
+    return doc.content()
+
+
+def task_content(query: str, *, template: str, gold_calls: Any = None, gold_answer: Any = None,
+                 show_gold: bool = False, header: str = "", width: int = 0) -> Content:
+    doc = Doc(width)
+    if header:
+        doc.line(header, "$text-muted")
+    doc.label("template").line(template, "bold")
+    doc.label("query").indented(query)
+    if show_gold:
+        for i, call in enumerate(gold_calls or ()):
+            doc.label("gold call" if i == 0 else "").add(str(call.get("tool")), "$accent").add(" ")
+            doc.line(pretty_json(call.get("arguments", {})).replace("\n", " ").replace("  ", ""), "$text-secondary")
+        doc.label("gold answer").line(pretty_json(gold_answer).replace("\n", " "), "bold $verdict-success")
+    else:
+        doc.label("").line("g: show gold calls and answer", "$text-muted")
+    return doc.content()
+
+
+def verdict_lines(doc: Doc, record: dict) -> None:
+    verdict = record.get("verdict") or {}
+    ok = verdict.get("success")
+    doc.label("verdict").add("success" if ok else "failed", "bold $verdict-success" if ok else "bold $verdict-failure")
+    doc.add(f"   answer {_tick(verdict.get('answer_correct'))}  state {_tick(verdict.get('state_correct'))}"
+            f"   steps {verdict.get('steps_used', len(record.get('steps', [])))}", "$text-muted")
+    doc.line()
+    for reason in verdict.get("reasons") or []:
+        doc.label("").line(reason, "$text-muted")
+    failed = verdict.get("filters_failed") or []
+    doc.label("filters").line("passed" if not failed else "failed: " + ", ".join(map(str, failed)),
+                              "$verdict-success" if not failed else "$status-filtered")
+    doc.label("final answer").line(pretty_json(record.get("final_answer")).replace("\n", " "))
+
+
+def _tick(value: Any) -> str:
+    return "✓" if value is True else "✗" if value is False else "–"
+
+
+def record_content(record: dict, *, expanded: bool = False, width: int = 0) -> Content:
+    task = record.get("task") or {}
+    doc = Doc(width)
+    doc.label("id").add(record.get("id", "?")[:12], "bold").add(f"   status {record.get('status')}", "$text-muted")
+    doc.add(f"   ended {record.get('end_reason')}", "$text-muted").line()
+    doc.label("template").line(task.get("template", "?"), "bold")
+    doc.label("query").indented(task.get("query", ""))
+    doc.label("gold answer").line(pretty_json(task.get("gold_answer")).replace("\n", " "), "$text-muted")
+    verdict_lines(doc, record)
+    review = record.get("review") or {}
+    if isinstance(review, dict) and (review.get("note") or review.get("reason")):
+        doc.label("review").line(review.get("note") or review.get("reason"))
+    doc.line()
+    parts = [doc.content()]
+    for step in record.get("steps", []):
+        parts.append(step_content(step, expanded=expanded, width=width))
+    return Content("\n\n").join(parts)

@@ -1,0 +1,240 @@
+"""Edit a trajectory: JSON in a `TextArea` (or `$EDITOR`), replayed in a fresh sandbox before it
+is trusted. The operator sees the recomputed observations, feedback and verdict, then saves (which
+accepts the edit through `review.edit`). A refused edit says why; the typed text is never lost:
+it stays in the editor, and in the app's drafts when the operator leaves."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, TextArea
+
+from lamsim_tui.errors import LamsimError
+from lamsim_tui.ui.render import Doc, record_content
+from lamsim_tui.ui.text import lit
+from lamsim_tui.ui.widgets.steps import Wrapped
+
+
+class EditScreen(Screen[dict | None]):
+    BINDINGS = [
+        Binding("ctrl+s", "replay", "Replay", priority=True, id="edit.replay"),
+        Binding("ctrl+y", "save", "Save (accept)", priority=True, id="edit.save"),
+        Binding("ctrl+f", "force", "Force…", priority=True, id="edit.force"),
+        Binding("ctrl+e", "external", "$EDITOR", priority=True, id="edit.external"),
+        Binding("ctrl+r", "revert", "Revert", priority=True, id="edit.revert"),
+        Binding("escape", "back", "Back", id="edit.back"),
+    ]
+
+    def __init__(self, record: dict):
+        super().__init__()
+        self.record = record
+        self.record_id = record["id"]
+        self.preview: dict | None = None
+        self.preview_text: str | None = None
+        self.problems: list[str] = []
+        self.codes: list[str] = []
+
+    def original_text(self) -> str:
+        from lamsim_tui import review
+
+        return review.editable_text(self.record)
+
+    def compose(self) -> ComposeResult:
+        task = self.record.get("task") or {}
+        yield Header(show_clock=False, icon="≡")
+        doc = Doc()
+        doc.add("editing ", "$text-muted").add(self.record_id[:12], "bold").add("  ")
+        doc.add(task.get("template", "?"), "bold $accent").add("   ")
+        doc.add(task.get("query", ""))
+        yield Static(doc.content(), id="edit-head")
+        with Horizontal(id="edit-body"):
+            text = self.app.drafts.get(self.record_id) or self.original_text()
+            area = TextArea(text, show_line_numbers=True, tab_behavior="focus", id="editor", classes="panel")
+            if "json" in area.available_languages:
+                area.language = "json"
+            if self.app.snapshot:
+                area.cursor_blink = False
+            yield area
+            with VerticalScroll(id="preview", classes="panel"):
+                yield Wrapped(id="preview-body")
+        yield Static(id="edit-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#editor").border_title = "Edit (JSON) · thoughts, tools, arguments, final_answer"
+        self.query_one("#preview").border_title = "Replay preview"
+        self.query_one("#preview-body", Wrapped).show_with(lambda width: Content.styled(
+            "ctrl+s replays the edit in a fresh sandbox and shows the recomputed observations, feedback and "
+            "verdict here. Observations are never typed: they come from the tools.", "$text-muted"))
+        self._status("Edit, then ctrl+s to replay; ctrl+y saves (accepts) a replay that holds up.", "$text-muted")
+        self.query_one("#editor", TextArea).focus()
+
+    @property
+    def text(self) -> str:
+        return self.query_one("#editor", TextArea).text
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.app.drafts[self.record_id] = event.text_area.text
+        if self.preview is not None and self.preview_text != event.text_area.text:
+            self.query_one("#preview").border_title = "Replay preview (out of date: ctrl+s)"
+
+    def _status(self, text: str, style: str = "") -> None:
+        self.query_one("#edit-status", Static).update(lit(text, style))
+
+    def _parse(self) -> dict | None:
+        from lamsim_tui import review
+
+        try:
+            return review.parse_editable(self.text, where="edit")
+        except LamsimError as exc:
+            self._status(f"cannot replay: {exc.where + ': ' if exc.where else ''}{exc.message}", "$severity-error")
+            match = re.search(r":(\d+):(\d+)$", exc.where or "")
+            if match:
+                area = self.query_one("#editor", TextArea)
+                area.move_cursor((int(match.group(1)) - 1, int(match.group(2)) - 1))
+                area.focus()
+            return None
+
+    # ----- replay ------------------------------------------------------------------------------
+    def action_replay(self) -> None:
+        edited = self._parse()
+        if edited is None:
+            return
+        self._status("replaying in a fresh sandbox…", "$accent")
+        self.run_replay(edited, self.text)
+
+    @work(group="edit-replay", exclusive=True, exit_on_error=False, name="replay the edit")
+    async def run_replay(self, edited: dict, text: str) -> None:
+        from lamsim_tui import review
+        from lamsim_tui.engine import areplay
+
+        actions = review.actions_from_editable(edited)
+        pack = self.app.pack if self.app.pack is not None and self.app.pack.name == self.record["pack"]["name"] else None
+        replayed = await areplay(self.record, actions, pack=pack)
+        problems, codes = review.replay_problems(replayed)
+        self.preview, self.preview_text = replayed, text
+        self.problems, self.codes = problems, codes
+        self._show_preview()
+
+    def _show_preview(self) -> None:
+        replayed = self.preview
+        doc = Doc()
+        if self.problems:
+            doc.line("REFUSED: the edit does not hold up when replayed", "bold $severity-error")
+            for problem in self.problems:
+                doc.add("  • ", "$severity-error").line(problem)
+            doc.line("Fix the JSON and replay (ctrl+s), or keep it anyway with a note (ctrl+f).", "$text-muted")
+        else:
+            doc.line("HOLDS UP: replayed without error feedback; the judge accepts the answer", "bold $verdict-success")
+            doc.line("ctrl+y saves it as accepted (the original is kept beside it).", "$text-muted")
+        head = doc.content()
+        self.query_one("#preview-body", Wrapped).show_with(
+            lambda width: Content("\n").join([head, Content(""), record_content(replayed, width=width)]))
+        self.query_one("#preview").border_title = "Replay preview"
+        self.query_one("#preview").scroll_home(animate=False)
+        if self.problems:
+            codes = ", ".join(dict.fromkeys(self.codes)) or "judge"
+            self._status(f"refused ({codes}): nothing was saved; your text is kept", "bold $severity-error")
+        else:
+            self._status("replay holds up: ctrl+y to save", "bold $verdict-success")
+
+    # ----- save --------------------------------------------------------------------------------
+    def _preview_current(self) -> bool:
+        if self.preview is None or self.preview_text != self.text:
+            self._status("replay the current text first (ctrl+s): saving needs a preview of exactly this edit",
+                         "$severity-warning")
+            return False
+        return True
+
+    def action_save(self) -> None:
+        if not self._preview_current():
+            return
+        if self.problems:
+            self._status("refused: " + "; ".join(self.problems[:3]) + " — fix it, or force with a note (ctrl+f)",
+                         "bold $severity-error")
+            return
+        self._commit(force=False, note=None)
+
+    def action_force(self) -> None:
+        from lamsim_tui.ui.screens.modals import ReasonScreen
+
+        if not self._preview_current():
+            return
+        if not self.problems:
+            self._commit(force=False, note=None)
+            return
+
+        def noted(note: str | None) -> None:
+            if note:
+                self._commit(force=True, note=note)
+
+        self.app.push_screen(ReasonScreen("Keep a refused edit", "why is it right anyway? (required, recorded)",
+                                          required=True), noted)
+
+    def _commit(self, *, force: bool, note: str | None) -> None:
+        from lamsim_tui import review
+
+        store = self.app.store
+        if store is None:
+            self._status(self.app.store_problem or "the store is not open", "$severity-error")
+            return
+        edited = review.parse_editable(self.text, where="edit")
+        replayed = self.preview
+
+        def reuse_preview(record, actions, pack=None):
+            return replayed
+
+        try:
+            updated = review.edit(store, self.record_id, edited, force=force, note=note, replay=reuse_preview)
+        except LamsimError as exc:
+            self._status(str(exc), "bold $severity-error")
+            return
+        self.app.drafts.pop(self.record_id, None)
+        self.notify(f"edit saved and accepted: {self.record_id[:8]}" + (" (forced)" if force else ""), markup=False)
+        self.dismiss(updated)
+
+    # ----- other -------------------------------------------------------------------------------
+    def action_revert(self) -> None:
+        self.query_one("#editor", TextArea).load_text(self.original_text())
+        self._status("reverted to the stored trajectory", "$text-muted")
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def action_external(self) -> None:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            self._status("set $EDITOR (or $VISUAL) to edit in your own editor", "$severity-warning")
+            return
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix=f"lamsim-{self.record_id[:8]}-",
+                                         delete=False, encoding="utf-8") as handle:
+            handle.write(self.text)
+            path = Path(handle.name)
+        try:
+            try:
+                with self.app.suspend():
+                    code = subprocess.call([*shlex.split(editor), str(path)])
+            except Exception as exc:  # SuspendNotSupported (no terminal), editor not found
+                self._status(f"cannot run {editor}: {exc}", "$severity-error")
+                return
+            if code != 0:
+                self._status(f"{editor} exited with status {code}; the text here is unchanged", "$severity-warning")
+                return
+            new = path.read_text(encoding="utf-8")
+        finally:
+            path.unlink(missing_ok=True)
+        if new != self.text:
+            self.query_one("#editor", TextArea).load_text(new)
+            self.app.drafts[self.record_id] = new
+        self.action_replay()

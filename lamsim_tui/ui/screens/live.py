@@ -1,0 +1,373 @@
+"""The live session: the session panel with start/pause/stop, progress, the episodes running, and
+the Task, Agent and Feedback panes of the episode being followed."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from lamsim_tui.ui.live import Changes, EpisodeLive
+from lamsim_tui.ui.render import Doc, stream_content, task_content
+from lamsim_tui.ui.text import severity_style
+from lamsim_tui.ui.widgets.steps import StepBlock, Wrapped
+
+STATE_LABEL = {
+    "idle": ("idle", "$text-muted"),
+    "starting": ("starting", "$accent"),
+    "running": ("running", "bold $success"),
+    "paused": ("paused", "bold $warning"),
+    "stopping": ("stopping", "$warning"),
+    "finished": ("finished", "bold $primary"),
+    "failed": ("failed", "bold $error"),
+}
+
+
+def _severity(code: str) -> str:
+    from lamsim_tui.feedback import CODES
+
+    spec = CODES.get(code)
+    return spec.severity if spec else "info"
+
+
+class LiveScreen(Screen):
+    BINDINGS = [
+        Binding("r", "app.start", "Start", id="live.start"),
+        Binding("p", "app.pause", "Pause/Resume", id="live.pause"),
+        Binding("x", "app.stop", "Stop", id="live.stop"),
+        Binding("g", "toggle_gold", "Gold", id="live.gold"),
+        Binding("left_square_bracket", "follow(-1)", "Prev ep.", key_display="[", id="live.prev"),
+        Binding("right_square_bracket", "follow(1)", "Next ep.", key_display="]", id="live.next"),
+        Binding("f", "follow_latest", "Follow", id="live.follow"),
+        Binding("o", "expand", "Expand", id="live.expand"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.followed: str | None = None
+        self.pinned = False
+        self.show_gold = False
+        self.expanded = False
+        self._blocks: list[StepBlock] = []
+        self._dirty = False
+        self._episode_ids: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="≡")
+        with Horizontal(id="live-body"):
+            with Vertical(id="live-left"):
+                with Vertical(id="session-panel", classes="panel"):
+                    yield Static(id="session-info")
+                    with Horizontal(id="session-buttons"):
+                        yield Button("Start", id="btn-start", variant="success", compact=True)
+                        yield Button("Pause", id="btn-pause", variant="warning", compact=True)
+                        yield Button("Stop", id="btn-stop", variant="error", compact=True)
+                with Vertical(id="progress-panel", classes="panel"):
+                    yield ProgressBar(total=None, show_eta=not self.app.snapshot, id="progress-bar")
+                    yield Static(id="progress-info")
+                yield OptionList(id="episodes", classes="panel")
+            with Vertical(id="live-right"):
+                yield Wrapped(id="task", classes="panel")
+                with VerticalScroll(id="agent", classes="panel"):
+                    yield Static(id="agent-empty")
+                    yield Static(id="stream")
+                with VerticalScroll(id="feedback", classes="panel"):
+                    yield Static(id="feedback-list")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#session-panel").border_title = "Session"
+        self.query_one("#progress-panel").border_title = "Progress"
+        self.query_one("#episodes").border_title = "Episodes"
+        self.query_one("#task").border_title = "Task"
+        self.query_one("#agent").border_title = "Agent"
+        self.query_one("#feedback").border_title = "Feedback"
+        app = self.app
+        app.live_changed.subscribe(self, self._live_changed)
+        app.state_changed.subscribe(self, lambda state: self._show_session())
+        app.session_changed.subscribe(self, lambda what: self._show_session())
+        app.queue_changed.subscribe(self, lambda change: self._show_progress())
+        if not app.snapshot:
+            self.set_interval(1.0, self._show_progress, name="rates")
+        self._show_session()
+        self._show_progress()
+        self._show_followed(rebuild=True)
+
+    def on_screen_resume(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self._refresh_all()
+
+    # ----- session panel -----------------------------------------------------------------------
+    def _show_session(self) -> None:
+        app = self.app
+        session = app.session
+        doc = Doc()
+        try:
+            shown = app.session_path.relative_to(app.project_root)
+        except ValueError:
+            shown = app.session_path
+        doc.label("file", 10).line(str(shown), "bold")
+        if session is None:
+            doc.label("", 10).line(app.session_problem or "no session", "$severity-error")
+        else:
+            pack = app.pack
+            pack_text = f"{pack.name} ({len(pack.tools)} tools)" if pack else (app.pack_problem or "loading…")
+            doc.label("pack", 10).line(pack_text, "$severity-error" if pack is None and app.pack_problem else "")
+            templates = session.templates
+            if templates == "all":
+                count = f" ({len(pack.templates)})" if pack else ""
+                tmpl = f"all{count}"
+            elif isinstance(templates, dict):
+                tmpl = ", ".join(f"{k} ×{v:g}" for k, v in templates.items())
+            else:
+                tmpl = ", ".join(templates)
+            doc.label("templates", 10).line(tmpl)
+            agent = session.agent
+            if agent.kind == "model":
+                models = ", ".join(m.model for m in agent.models)
+                doc.label("agent", 10).line(f"model {models} ({agent.format})")
+            elif agent.kind == "embedded":
+                doc.label("agent", 10).line(f"embedded {agent.embedded_model}")
+            else:
+                doc.label("agent", 10).line(f"scripted, mistake rate {agent.mistake_rate:g}")
+            doc.label("tasks", 10).line(f"{session.tasks} × {session.attempts}   seed {session.seed}   "
+                                        f"at once {session.concurrency}")
+            doc.label("store", 10).line(
+                "open" if app.store is not None else (app.store_problem or "opening…"),
+                "$severity-error" if app.store is None and app.store_problem else "$text-muted")
+        label, style = STATE_LABEL.get(app.run_state, (app.run_state, ""))
+        doc.label("state", 10).add(label, style)
+        if app.run_note:
+            doc.add(f"  {app.run_note}", "$text-muted")
+        self.query_one("#session-info", Static).update(doc.content())
+        running = app.session_running
+        self.query_one("#btn-start", Button).disabled = running
+        self.query_one("#btn-pause", Button).disabled = app.engine is None
+        self.query_one("#btn-pause", Button).label = "Resume" if app.run_state == "paused" else "Pause"
+        self.query_one("#btn-stop", Button).disabled = not running
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        action = {"btn-start": "start", "btn-pause": "pause", "btn-stop": "stop"}.get(event.button.id or "")
+        if action:
+            self.app.run_action(action)
+
+    # ----- progress ----------------------------------------------------------------------------
+    def _show_progress(self) -> None:
+        app = self.app
+        live = app.live
+        progress = live.progress
+        bar = self.query_one("#progress-bar", ProgressBar)
+        doc = Doc()
+        if progress is None:
+            total = (app.session.tasks * app.session.attempts) if app.session else None
+            bar.update(total=total if app.session_running else None, progress=0)
+            doc.label("episodes", 10).line(f"0 / {total if total else '—'}")
+        else:
+            bar.update(total=max(progress.total, 1), progress=progress.done)
+            doc.label("episodes", 10).line(f"{progress.done} / {progress.total}   running {len(live.running)}")
+            doc.label("success", 10).line(f"{progress.succeeded}   kept {progress.kept}   filtered {progress.filtered}")
+        pending = sum(1 for r in app.queue.values() if r.status == "pending")
+        doc.label("to review", 10).line(f"{pending} pending, {len(app.queue) - pending} filtered")
+        if not app.snapshot:
+            cps = live.chars_per_second()
+            doc.label("stream", 10).line(f"{cps:,.0f} chars/s (~{cps / 4:,.0f} tok/s)")
+        if live.completion_tokens:
+            doc.label("tokens", 10).line(f"{live.completion_tokens:,} completion")
+        findings = live.findings
+        if findings:
+            doc.line("findings by code", "$text-muted")
+            for code, count in sorted(findings.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
+                doc.add(f"  {count:>4} ", "").line(code, severity_style(_severity(code)))
+        self.query_one("#progress-info", Static).update(doc.content())
+
+    # ----- episodes ----------------------------------------------------------------------------
+    def _episode_prompt(self, episode: EpisodeLive) -> Content:
+        doc = Doc()
+        doc.add(f"#{episode.number:<3}", "$text-muted")
+        if not episode.finished:
+            doc.add("▶ ", "$accent")
+        elif episode.success:
+            doc.add("✓ ", "$verdict-success")
+        else:
+            doc.add("✗ ", "$verdict-failure")
+        doc.add(f"{episode.template[:24]:<24}")
+        steps = len(episode.steps) + (0 if episode.finished else 1)
+        doc.add(f" {steps:>2} st", "$text-muted")
+        if episode.finished:
+            doc.add(f" {episode.status}", f"$status-{episode.status}")
+        return doc.content()
+
+    def _show_episodes(self, changed: set[str] | None = None) -> None:
+        live = self.app.live
+        options = self.query_one("#episodes", OptionList)
+        ids = list(reversed(live.order))  # newest first
+        if ids != self._episode_ids:
+            highlighted = options.highlighted_option.id if options.highlighted_option else None
+            options.set_options([Option(self._episode_prompt(live.episodes[eid]), id=eid) for eid in ids])
+            self._episode_ids = ids
+            target = self.followed if self.followed in ids else highlighted
+            if target in ids:
+                options.highlighted = ids.index(target)
+        else:
+            for eid in changed or ():
+                if eid in live.episodes:
+                    options.replace_option_prompt(eid, self._episode_prompt(live.episodes[eid]))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.pinned = True
+            self._follow(event.option.id)
+
+    def action_follow(self, step: int) -> None:
+        ids = self._episode_ids
+        if not ids:
+            return
+        index = ids.index(self.followed) if self.followed in ids else 0
+        index = (index + step) % len(ids)
+        self.pinned = True
+        self._follow(ids[index])
+
+    def action_follow_latest(self) -> None:
+        self.pinned = False
+        running = self.app.live.running
+        target = running[-1] if running else (self.app.live.order[-1] if self.app.live.order else None)
+        if target:
+            self._follow(target)
+        self.notify("following the newest running episode", markup=False, timeout=2)
+
+    def _follow(self, episode_id: str) -> None:
+        if episode_id != self.followed:
+            self.followed = episode_id
+            self._show_followed(rebuild=True)
+        if episode_id in self._episode_ids:
+            self.query_one("#episodes", OptionList).highlighted = self._episode_ids.index(episode_id)
+
+    # ----- followed episode --------------------------------------------------------------------
+    def _live_changed(self, changes: Changes) -> None:
+        if self.app.screen is not self and not self.is_current:
+            self._dirty = True
+            self._auto_follow(changes)
+            return
+        self._auto_follow(changes)
+        if changes.progress or changes.finished:
+            self._show_progress()
+        self._show_episodes(changes.episodes | changes.streamed)
+        if self.followed in changes.episodes:
+            self._show_followed()
+        elif self.followed in changes.streamed:
+            self._show_stream()
+
+    def _auto_follow(self, changes: Changes) -> None:
+        live = self.app.live
+        if self.followed is not None and self.followed not in live.episodes:
+            self.followed = None
+        if self.pinned and self.followed is not None:
+            return
+        current = live.episodes.get(self.followed) if self.followed else None
+        if current is None or current.finished:
+            running = live.running
+            if running:
+                target = running[0]
+                if target != self.followed:
+                    self.followed = target
+                    if not self._dirty:
+                        self._show_followed(rebuild=True)
+
+    def _refresh_all(self) -> None:
+        self._show_session()
+        self._show_progress()
+        self._show_episodes(set(self.app.live.episodes))
+        self._show_followed(rebuild=True)
+
+    def _show_followed(self, rebuild: bool = False) -> None:
+        live = self.app.live
+        episode = live.episodes.get(self.followed) if self.followed else None
+        task = self.query_one("#task", Wrapped)
+        agent = self.query_one("#agent", VerticalScroll)
+        empty = self.query_one("#agent-empty", Static)
+        if episode is None:
+            task.show_with(lambda width: Content.styled(
+                "Press r to start the session. Trajectories go to the review queue (2).", "$text-muted"))
+            empty.display = True
+            empty.update(Content.styled("No episode yet.", "$text-muted"))
+            for block in self._blocks:
+                block.remove()
+            self._blocks = []
+            self._show_stream()
+            self._show_feedback(None)
+            return
+        empty.display = False
+        header = f"episode #{episode.number} · task {episode.task_id} · attempt {episode.attempt + 1}"
+        show_gold = self.show_gold
+        task.show_with(lambda width: task_content(
+            episode.query, template=episode.template, gold_calls=episode.gold_calls, gold_answer=episode.gold_answer,
+            show_gold=show_gold, header=header, width=width))
+        at_end = agent.scroll_y >= agent.max_scroll_y - 1
+        if rebuild:
+            for block in self._blocks:
+                block.remove()
+            self._blocks = []
+        stream = self.query_one("#stream", Static)
+        for step in episode.steps:
+            if step.index < len(self._blocks):
+                self._blocks[step.index].show(step, expanded=self.expanded)
+            else:
+                block = StepBlock(step, expanded=self.expanded, classes="step")
+                self._blocks.append(block)
+                agent.mount(block, before=stream)
+        self._show_stream()
+        self._show_feedback(episode)
+        if at_end or rebuild:
+            agent.call_after_refresh(agent.scroll_end, animate=False)
+
+    def _show_stream(self) -> None:
+        live = self.app.live
+        episode = live.episodes.get(self.followed) if self.followed else None
+        stream = self.query_one("#stream", Static)
+        if episode is None or episode.finished or not episode.stream:
+            stream.display = False
+            if episode is not None and episode.finished:
+                doc = Doc()
+                doc.add("episode finished: ", "$text-muted").add(
+                    "success" if episode.success else "failed",
+                    "bold $verdict-success" if episode.success else "bold $verdict-failure")
+                doc.add(f" · {episode.end_reason} · {episode.status}", "$text-muted")
+                stream.update(doc.content())
+                stream.display = True
+            return
+        stream.display = True
+        stream.update(stream_content(episode.streaming_text))
+        agent = self.query_one("#agent", VerticalScroll)
+        if agent.scroll_y >= agent.max_scroll_y - 3:
+            agent.scroll_end(animate=False)
+
+    def _show_feedback(self, episode: EpisodeLive | None) -> None:
+        doc = Doc()
+        total = 0
+        if episode is not None:
+            for step in episode.steps:
+                for finding in step.findings:
+                    total += 1
+                    doc.add(f"step {step.index + 1:<3} ", "$text-muted")
+                    doc.add(f"{finding.get('code', '?'):<18}", severity_style(finding.get("severity", "")))
+                    doc.line(" " + str(finding.get("message", "")))
+        if not total:
+            doc.add("No feedback for this episode yet." if episode else "", "$text-muted")
+        self.query_one("#feedback-list", Static).update(doc.content())
+        self.query_one("#feedback").border_subtitle = f"{total} finding(s)" if episode else ""
+
+    # ----- toggles -----------------------------------------------------------------------------
+    def action_toggle_gold(self) -> None:
+        self.show_gold = not self.show_gold
+        self._show_followed()
+
+    def action_expand(self) -> None:
+        self.expanded = not self.expanded
+        for block in self._blocks:
+            block.show(block.step, expanded=self.expanded)
+        self.notify("observations expanded" if self.expanded else "observations truncated", markup=False, timeout=2)

@@ -1,0 +1,140 @@
+"""The store browser: accepted and discarded trajectories, the same search as the queue, and export."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Footer, Header, Static
+
+from lamsim_tui.errors import LamsimError
+from lamsim_tui.ui.screens.review import TrajectoryList
+
+
+class StoreScreen(TrajectoryList):
+    STATUSES = ("accepted", "discarded")
+    EMPTY = "No reviewed trajectory yet: accept or discard some in the review queue (2)."
+    BINDINGS = [
+        Binding("x", "export", "Export", id="store.export"),
+        Binding("u", "undo", "Undo", id="store.undo"),
+        Binding("slash", "filter", "Filter", key_display="/", id="store.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="store.clear"),
+        Binding("n", "next", "Next", id="store.next"),
+        Binding("b", "previous", "Previous", id="store.previous"),
+        Binding("o", "expand", "Expand", id="store.expand"),
+        Binding("v", "view_json", "JSON", id="store.json"),
+        Binding("ctrl+l", "reload", "Reload", id="store.reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: list = []
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="≡")
+        yield from self.compose_list()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail").border_title = "Detail"
+        self.table.border_title = "Store: accepted and discarded"
+        self.app.queue_changed.subscribe(self, lambda change: self._stale())
+        self.app.session_changed.subscribe(self, lambda what: self._stale())
+        self.table.focus()
+        self.action_reload()
+
+    def on_screen_resume(self) -> None:
+        if getattr(self, "_is_stale", False):
+            self.action_reload()
+
+    def _stale(self) -> None:
+        self._is_stale = True
+        if self.is_current:
+            self.action_reload()
+
+    def action_reload(self) -> None:
+        self._is_stale = False
+        self._rows = self.app.store_rows(self.STATUSES)
+        self.refill()
+
+    def listed_rows(self) -> list:
+        return [row for row in self._rows if self.filter.matches(row)]
+
+    def all_rows(self) -> list:
+        return self._rows
+
+    def _show_bar(self) -> None:
+        accepted = sum(1 for r in self._rows if r.status == "accepted")
+        doc = Content.assemble(
+            (f"{accepted}", "bold $status-accepted"), (" accepted · ", "$text-muted"),
+            (f"{len(self._rows) - accepted}", "bold $status-discarded"), (" discarded", "$text-muted"),
+            ("   listed ", "$text-muted"), (f"{self.table.row_count}", "bold"),
+            ("   filter ", "$text-muted"), (self.filter.describe(), "$accent" if self.filter.active else "$text-muted"),
+            ("   x: export", "$text-muted"),
+        )
+        self.query_one("#list-bar", Static).update(doc)
+
+    def action_undo(self) -> None:
+        from lamsim_tui import review
+
+        if self.app.store is None:
+            return
+        try:
+            record, undone = review.undo(self.app.store)
+        except LamsimError as exc:
+            self.notify(str(exc), title="undo", severity="warning", markup=False)
+            return
+        self.app.reviewed(record)
+        self.action_reload()
+        self.notify(f"undid {undone.get('action')} of {record['id'][:8]}: now {record.get('status')}", markup=False)
+
+    # ----- export ------------------------------------------------------------------------------
+    def action_export(self) -> None:
+        from lamsim_tui.export import FORMATS
+        from lamsim_tui.ui.screens.modals import ExportScreen
+
+        app = self.app
+        if app.store is None:
+            self.notify(app.store_problem or "the store is not open", severity="error", markup=False)
+            return
+        name = app.session.session_name if app.session else "lamsim"
+        default = str(Path("exports") / f"{name}-chat.jsonl")
+
+        def chosen(choice) -> None:
+            if choice is not None:
+                self.run_export(choice)
+
+        app.push_screen(ExportScreen(default, FORMATS), chosen)
+
+    @work(thread=True, group="export", exclusive=True, exit_on_error=False, name="export")
+    def run_export(self, choice) -> None:
+        from lamsim_tui.export import export
+        from lamsim_tui.ui.screens.modals import ProgressDialog
+
+        app = self.app
+        dialog = ProgressDialog(f"Exporting {choice.fmt} to {choice.out}")
+        app.call_from_thread(app.push_screen, dialog)
+        out = Path(choice.out)
+        if not out.is_absolute():
+            out = app.project_root / out
+        kwargs = {}
+        if "progress" in inspect.signature(export).parameters:
+            kwargs["progress"] = lambda done, total: app.call_from_thread(dialog.advance, done, total)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            meta = export(app.store, out, fmt=choice.fmt, status=choice.statuses, clean=choice.clean, **kwargs)
+        except (LamsimError, OSError) as exc:
+            app.call_from_thread(dialog.dismiss, None)
+            app.call_from_thread(app.notify, f"export failed: {exc}", severity="error", markup=False, timeout=12)
+            return
+        count = meta.get("counts", {}).get("trajectories", 0)
+        app.call_from_thread(dialog.advance, count, max(count, 1))
+        skipped = meta.get("counts", {}).get("skipped_unfinished", 0)
+        note = f" ({skipped} unfinished left out)" if skipped else ""
+        app.call_from_thread(dialog.dismiss, None)
+        app.call_from_thread(app.notify, f"exported {count} trajectories to {out}{note}", title="export",
+                             markup=False, timeout=10)

@@ -1,0 +1,67 @@
+"""Text blocks that wrap to their width, and step blocks (thought, tool call as pretty JSON,
+observation, feedback) built on them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual import events
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Static
+
+from lamsim_tui.ui.render import step_content
+
+
+class Wrapped(Static):
+    """A Static whose Content is built for its current width (hanging indents need the width)."""
+
+    def __init__(self, builder: Callable[[int], Content] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._builder = builder
+        self._built_for = -1
+
+    def show_with(self, builder: Callable[[int], Content]) -> None:
+        self._builder = builder
+        self._build()
+
+    def _build(self) -> None:
+        if self._builder is None:
+            return
+        width = self.content_size.width
+        self._built_for = width
+        self.update(self._builder(width))
+
+    def on_mount(self) -> None:
+        self._build()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.content_size.width != self._built_for:
+            self._build()
+
+
+class StepBlock(Wrapped, can_focus=True):
+    """A step of a trajectory. Focus it and press enter (or v) to read the whole observation."""
+
+    BINDINGS = [Binding("enter,v", "view", "View all", id="step.view")]
+
+    def __init__(self, step: Any, *, expanded: bool = False, **kwargs: Any):
+        self.step = step
+        self.expanded = expanded
+        super().__init__(self._content, **kwargs)
+
+    def _content(self, width: int) -> Content:
+        return step_content(self.step, expanded=self.expanded, width=width)
+
+    def show(self, step: Any, *, expanded: bool | None = None) -> None:
+        self.step = step
+        if expanded is not None:
+            self.expanded = expanded
+        self._build()
+
+    def action_view(self) -> None:
+        from lamsim_tui.ui.screens.viewer import TextViewer, step_full_text
+
+        index = self.step["index"] if isinstance(self.step, dict) else self.step.index
+        self.app.push_screen(TextViewer(step_full_text(self.step), title=f"step {index + 1}"))

@@ -111,8 +111,11 @@ def sample_tasks(pack, seed: int = 0) -> list[dict]:
         except GoldFailure as failure:
             entry["error"] = f"{failure.where}: {failure.reason}"
         else:
+            from lamsim_tui.judge import project_state
+
+            judged = project_state(task.gold_state, spec.state_fields) if spec.state else None
             entry.update(query=task.query, slots=task.slots, gold_calls=task.gold_calls, gold_answer=task.gold_answer,
-                         gold_state=task.gold_state if spec.state else None)
+                         gold_state=judged)
         out.append(entry)
     return out
 
@@ -167,7 +170,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"    gold:   {call['tool']}({args_text}) -> {_short(call['result'], 110)}")
         print(f"    answer: {_short(task['gold_answer'])}")
         if task["state"]:
-            print(f"    state:  {_short(task['gold_state'])}")
+            print(f"    state:  {_short(task['gold_state'])}  (the changes the judge compares)")
     if failed:
         print()
         print(f"{failed} template(s) failed; `lamsim check` on a session shows more")

@@ -3,8 +3,8 @@
     .venv/bin/python bench/store.py [--sizes 1000,10000,50000] [--accepts 200] [--plain-accepts 10]
 
 For each size it fills a store with realistic trajectories (`lamsim_tui.store.synthetic`, about
-11 KB of JSON each) and prints: time to open, time to list pending (what `lamsim review list`
-does), and the median / 95th percentile / max of one durable accept (an fsync'd write, through
+11 KB of JSON each) and prints: time to open, time to list pending (what `lamsim review list
+--status pending` does: filter and one summary line each), and the median / 95th percentile / max of one durable accept (an fsync'd write, through
 `review.accept`). Plain TinyDB gets the same figures with the same records; because every one
 of its writes rewrites (and re-reads) the whole file, it gets fewer accepts at the larger sizes
 (`--plain-accepts`, at most 3 at 50,000); those figures are measured, not extrapolated.
@@ -28,15 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tinydb import Query, TinyDB  # noqa: E402
 from tinydb.storages import JSONStorage  # noqa: E402
 
-from lamsim_tui.cli_review import list_row, list_rows  # noqa: E402
+from lamsim_tui.cli_review import list_rows, summary_line  # noqa: E402
 from lamsim_tui.review import accept  # noqa: E402
 from lamsim_tui.store import open_store  # noqa: E402
 from lamsim_tui.store.synthetic import make_record  # noqa: E402
 
 
-def records(n: int, seed: int = 0) -> list[dict]:
+def records(n: int, seed: int = 0, chunk: int = 500):
+    """The same n records every time, in chunks (never all in memory at once)."""
     rng = random.Random(seed)
-    return [make_record(rng, i) for i in range(n)]
+    for start in range(0, n, chunk):
+        yield [make_record(rng, i) for i in range(start, min(n, start + chunk))]
 
 
 def timed(fn):
@@ -58,13 +60,13 @@ def summary(samples: list[float]) -> dict:
     return {"n": len(samples), "median": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
 
 
-def bench_lamsim(recs: list[dict], root: Path, accepts: int) -> dict:
+def bench_lamsim(n: int, root: Path, accepts: int) -> dict:
     path = root / "lamsim"
     store = open_store(path)
     fill_start = time.perf_counter()
-    for start in range(0, len(recs), 500):  # filling is not what is measured: one fsync per 500 records
+    for chunk in records(n):  # filling is not what is measured: one fsync per 500 records
         with store.batch():
-            for record in recs[start : start + 500]:
+            for record in chunk:
                 store.add(record)
     store.close()  # compacts: the state after any normal session
     fill_s = time.perf_counter() - fill_start
@@ -73,8 +75,8 @@ def bench_lamsim(recs: list[dict], root: Path, accepts: int) -> dict:
     open_s, store = timed(lambda: open_store(path))
     open_ro_s, reader = timed(lambda: open_store(path, readonly=True))
     reader.close()
-    list_s, rows = timed(lambda: [list_row(d) for d in list_rows(store, status="pending")])
-    pending = [r["id"] for r in rows]
+    list_s, rows = timed(lambda: [(d["id"], summary_line(d)) for d in list_rows(store, status="pending")])
+    pending = [record_id for record_id, _ in rows]
     random.Random(1).shuffle(pending)
     samples = []
     for record_id in pending[:accepts]:
@@ -92,11 +94,13 @@ def bench_lamsim(recs: list[dict], root: Path, accepts: int) -> dict:
     }
 
 
-def bench_plain(recs: list[dict], root: Path, accepts: int) -> dict:
+def bench_plain(n: int, root: Path, accepts: int) -> dict:
     path = root / "plain.json"
     fill_start = time.perf_counter()
     storage = JSONStorage(str(path))
-    storage.write({"_default": {str(i + 1): r for i, r in enumerate(recs)}})  # one write, not n rewrites
+    docs = {str(i + 1): r for i, r in enumerate(r for chunk in records(n) for r in chunk)}
+    storage.write({"_default": docs})  # one write, not n rewrites
+    del docs
     storage.close()
     fill_s = time.perf_counter() - fill_start
     gc.collect()
@@ -108,7 +112,7 @@ def bench_plain(recs: list[dict], root: Path, accepts: int) -> dict:
 
     open_s, db = timed(_open)
     q = Query()
-    list_s, rows = timed(lambda: [list_row(d) for d in db.search(q.status == "pending")])
+    list_s, rows = timed(lambda: [(d.doc_id, summary_line(d)) for d in db.search(q.status == "pending")])
     pending = [r.doc_id for r in db.search(q.status == "pending")]
     random.Random(1).shuffle(pending)
     samples = []
@@ -143,17 +147,15 @@ def main() -> int:
     results = {}
     try:
         for n in sizes:
-            recs = records(n)
             work = root / str(n)
             work.mkdir(parents=True, exist_ok=True)
-            ours = bench_lamsim(recs, work, args.accepts)
+            ours = bench_lamsim(n, work, args.accepts)
             plain = None
             if not args.no_plain:
                 plain_accepts = args.plain_accepts if n < 20_000 else min(args.plain_accepts, 3)
-                plain = bench_plain(recs, work, plain_accepts)
+                plain = bench_plain(n, work, plain_accepts)
             results[n] = {"lamsim": ours, "plain_tinydb": plain}
             shutil.rmtree(work, ignore_errors=True)
-            del recs
             gc.collect()
             print(
                 f"{n:>6} trajectories   store size: lamsim {ours['bytes'] / 1e6:,.0f} MB"

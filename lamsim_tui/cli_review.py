@@ -190,6 +190,19 @@ def list_row(doc: dict) -> dict:
     }
 
 
+def summary_line(doc: dict) -> str:
+    """One line of `review list`: id, status, verdict, steps, template, query, feedback codes."""
+    verdict = doc.get("verdict") or {}
+    task = doc.get("task") or {}
+    codes = sorted(set(_codes(doc)))
+    mark = "ok " if verdict.get("success") else "bad"
+    return (
+        f"{doc['id'][:10]}  {doc.get('status', '?'):9}  {mark}  {len(doc.get('steps') or []):>2} steps  "
+        f"{plain(task.get('template', '?'), 24):24}  {plain(task.get('query', ''), 60)}"
+        + (f"  [{', '.join(codes)}]" if codes else "")
+    )
+
+
 def list_rows(store, *, status=None, template=None, code=None) -> list[dict]:
     return [doc for doc in store.peek(status) if _matches(doc, template, code)]
 
@@ -205,16 +218,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 out.write(json.dumps(list_row(doc), ensure_ascii=False) + "\n")
             return 0
         for doc in docs:
-            verdict = doc.get("verdict") or {}
-            codes = sorted(set(_codes(doc)))
-            mark = "ok " if verdict.get("success") else "bad"
-            out.write(
-                f"{doc['id'][:10]}  {doc.get('status', '?'):9}  {mark}  {len(doc.get('steps') or []):>2} steps  "
-                f"{plain((doc.get('task') or {}).get('template', '?'), 24):24}  "
-                f"{plain((doc.get('task') or {}).get('query', ''), 60)}"
-                + (f"  [{', '.join(codes)}]" if codes else "")
-                + "\n"
-            )
+            out.write(summary_line(doc) + "\n")
         print(f"{len(docs)} trajectories", file=sys.stderr)
     return 0
 

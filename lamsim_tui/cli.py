@@ -245,6 +245,10 @@ def _with(session, **changes):
 # ----- check -----------------------------------------------------------------------------------
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def cmd_check(args) -> int:
     from lamsim_tui.config import load_session
     from lamsim_tui.packs import load_pack
@@ -259,8 +263,8 @@ def cmd_check(args) -> int:
     before = pack.seed.fingerprint()
     reports = check_templates(pack, runner, samples=args.samples, seed=session.seed, only=selected)
     mutated = pack.seed.fingerprint() != before
-    print(f"pack {pack.name} ({pack.path}) version {pack.version}: {len(pack.tools)} tools, "
-          f"{len(pack.templates)} templates, tables "
+    print(f"pack {pack.name} ({pack.path}) version {pack.version}: {_plural(len(pack.tools), 'tool')}, "
+          f"{_plural(len(pack.templates), 'template')}, tables "
           + ", ".join(f"{t} {len(rows)}" for t, rows in pack.seed.tables.items()))
     width = max([len("template"), *(len(r.template) for r in reports)])
     header = f"{'template':<{width}} {'tried':>5} {'ok':>4} {'fail':>4} {'distinct':>9} {'calls':>6} {'gold ms':>8}  example"
@@ -297,7 +301,7 @@ def cmd_check(args) -> int:
     if failed:
         print(f"{failed} problem(s) found")
         return 1
-    print(f"all {len(reports)} templates passed")
+    print(f"all {_plural(len(reports), 'template')} passed")
     return 0
 
 

@@ -155,14 +155,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if "error" in task:
             lines = task["error"].strip().splitlines()
             print(f"    FAIL {lines[0]}")
-            if len(lines) > 1:  # a crash: the traceback's frames in the pack, and the exception
-                pack_frames = [i for i, line in enumerate(lines) if line.strip().startswith("File ")
-                               and str(pack.path) in line]
-                for i in pack_frames[-1:]:
-                    print(f"         {lines[i].strip()}")
-                    if i + 1 < len(lines):
-                        print(f"           {lines[i + 1].strip()}")
-                print(f"         {lines[-1].strip()}")
+            for line in lines[1:4]:  # a crash: the exception, then the pack's line that raised it
+                print(f"         {line.strip()}")
             continue
         print(f"    query:  {task['query']}")
         for call in task["gold_calls"]:

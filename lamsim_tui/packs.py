@@ -39,13 +39,38 @@ from typing import Any, Literal, Union, get_args, get_origin
 from lamsim_tui.errors import PackError
 from lamsim_tui.sandbox import Sandbox, Seed, ToolError
 
-__all__ = ["Sandbox", "ToolError", "tool", "template", "Pack", "load_pack", "ToolSpec", "TemplateSpec"]
+__all__ = ["Sandbox", "Schema", "ToolError", "tool", "template", "Pack", "load_pack", "ToolSpec", "TemplateSpec"]
 
 ANSWER_TYPES = ("number", "text", "list", "set", "bool", "date", "json")
 RESERVED_TOOL_NAMES = ("finish",)
 
 
 # ----- tools ---------------------------------------------------------------------------------
+
+
+class Schema:
+    """Extra JSON-schema keywords for one argument: `Annotated[int, Schema(minimum=1, maximum=50)]`.
+
+    Hashable, so it also works inside `Annotated[...] | None` (a plain dict there breaks typing).
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, **keywords: Any):
+        self._items = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in keywords.items()))
+
+    @property
+    def keywords(self) -> dict:
+        return {k: json.loads(v) for k, v in self._items}
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Schema) and other._items == self._items
+
+    def __repr__(self) -> str:
+        return f"Schema({', '.join(f'{k}={v}' for k, v in self._items)})"
 
 
 @dataclass(frozen=True)
@@ -129,6 +154,8 @@ def type_schema(tp: Any, where: str) -> dict:
         for extra in extras:
             if isinstance(extra, dict):
                 schema.update(extra)
+            elif isinstance(extra, Schema):
+                schema.update(extra.keywords)
         return schema
     if tp is str:
         return {"type": "string"}

@@ -78,7 +78,12 @@ def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) ->
         if not outcome.ok:
             detail = "; ".join(f"[{f.code}] {f.message}" for f in outcome.findings)
             if outcome.crash:
-                detail += "\n" + outcome.crash
+                # Most useful first: the exception, then the pack's own line that raised it.
+                lines = [ln for ln in outcome.crash.strip().splitlines() if ln.strip()]
+                frame = max((i for i, ln in enumerate(lines) if ln.strip().startswith("File ")), default=None)
+                detail += f"\n{lines[-1].strip()}"
+                if frame is not None:
+                    detail += "".join(f"\n{ln.strip()}" for ln in lines[frame:frame + 2] if ln != lines[-1])
             raise _GoldCallFailed(f"gold call {tool}({_short(arguments)}) failed: {detail}", outcome.findings)
         calls.append({"tool": tool, "arguments": to_json_value(arguments), "result": to_json_value(outcome.result)})
         return outcome.result

@@ -169,3 +169,19 @@ def test_check_passes_on_the_default_session():
 
 def test_tool_error_is_the_domain_error_type():
     assert issubclass(ToolError, Exception)
+
+
+def test_schema_keywords_work_inside_optional_arguments(tmp_path):
+    from lamsim_tui.packs import Schema
+
+    @tool
+    def page(sb: Sandbox, size: Annotated[int, Schema(minimum=1, maximum=20)] | None = None) -> list:
+        """Page through results."""
+        return []
+
+    spec = derive_tool(page, tmp_path / "tools.py")
+    assert spec.parameters["properties"]["size"] == {"type": ["integer", "null"], "minimum": 1, "maximum": 20}
+    from lamsim_tui.feedback import check_object
+
+    assert check_object("page", spec.parameters, {"size": 50}).code == "args.invalid"
+    assert check_object("page", spec.parameters, {"size": None}) is None

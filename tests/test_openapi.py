@@ -154,8 +154,8 @@ def test_agent_mistakes_are_caught_by_the_generated_schemas(pack):
 def test_generated_pack_passes_check_and_runs_headless(project):
     done = lamsim(project, "check", "sessions/petstore.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "pack petstore" in done.stdout and "19 tools, 1 templates, tables pet 12, order 12, user 12" in done.stdout
-    assert "all 1 templates passed" in done.stdout and "narrow" not in done.stdout
+    assert "pack petstore" in done.stdout and "19 tools, 1 template, tables pet 12, order 12, user 12" in done.stdout
+    assert "all 1 template passed" in done.stdout and "narrow" not in done.stdout
     done = lamsim(project, "run", "sessions/petstore.yaml", "--headless", "--agent", "scripted", "--json",
                   "--store", "stores/petstore")
     assert done.returncode == 0, done.stderr

@@ -38,7 +38,7 @@ def test_new_writes_a_pack_and_a_session(project):
 def test_scaffold_passes_check_as_written(project):
     done = lamsim(project, "check", "sessions/shop.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "all 1 templates passed" in done.stdout
+    assert "all 1 template passed" in done.stdout
     assert "warning" not in done.stdout  # not narrow, not slow
 
 

@@ -56,6 +56,11 @@ class Sandbox:
     def tables(self) -> list[str]:
         return list(self._tables)
 
+    def key_field(self, table: str) -> str:
+        """The primary-key field of a table (as declared in pack.yaml)."""
+        self._table(table)
+        return self._seed.keys.get(table, "id")
+
     def _table(self, table: str) -> dict[Any, dict]:
         try:
             return self._tables[table]

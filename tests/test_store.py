@@ -286,6 +286,8 @@ def test_no_secrets_reach_the_store(tmp_path, monkeypatch):
     r["steps"][0]["observation"] = f"server said: token {secret} rejected"
     r["steps"][0]["raw"] = "use key sk-abcdefghijklmnopqrstuv please"
     r["session"]["settings"]["agent"] = {"model": "x", "api_key_env": "MY_PROVIDER_API_KEY"}
+    r["tools"][0]["function"]["parameters"]["properties"]["password"] = {"type": "string"}  # sandbox data
+    r["steps"][0]["action"]["arguments"]["password"] = "hunter2"
     with open_store(tmp_path / "s") as store:
         store.add(r)
         got = store.get(r["id"])
@@ -295,6 +297,8 @@ def test_no_secrets_reach_the_store(tmp_path, monkeypatch):
     assert got["agent"]["api_key"] == "[redacted]" and got["agent"]["api_base"] == "http://localhost:8000"
     assert got["steps"][0]["usage"]["total_tokens"] > 0  # token counts are not secrets
     assert got["session"]["settings"]["agent"]["api_key_env"] == "MY_PROVIDER_API_KEY"  # the name is fine
+    assert got["tools"][0]["function"]["parameters"]["properties"]["password"] == {"type": "string"}
+    assert got["steps"][0]["action"]["arguments"]["password"] == "hunter2"
 
 
 def test_write_cost_does_not_grow_with_the_store(tmp_path):

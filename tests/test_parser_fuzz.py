@@ -12,27 +12,26 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from packkit import write_pack
 
 from lamsim_tui.actions import FINISH, Finish, Parsed, ToolCall, parse_json_action, parse_native_call
 from lamsim_tui.feedback import CODES, Finding
 from lamsim_tui.judge import check_answer_form
 from lamsim_tui.packs import load_pack
 from lamsim_tui.runner import ToolRunner
-from tests.packkit import write_pack
 
 TOOL_NAMES = ["get_item", "set_colour", FINISH, "get_itme", "", " get_item ", "[bold]x[/]", "\x1b[31mred"]
 ANSWER_TYPES = ["number", "text", "list", "set", "bool", "date", "json"]
 
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
 )
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)), max_leaves=12)
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=5)
 
 nasty_text = st.one_of(
-    st.text(max_size=200),
-    st.text(alphabet=st.characters(codec="utf-8"), max_size=100),
+    st.text(max_size=40),
     st.sampled_from([
         "[bold red]hi[/]", "[link=file:///etc/passwd]x[/link]", "\x1b[2J\x1b[31mred\x1b[0m", "\x00\x07\x08",
         "\u202e\u200b\ufeff", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 🤖", "{{{{", "}}}}", "```", "```json", "'", '"', "\\", "\\u12", "NaN",
@@ -61,51 +60,51 @@ def action_objects(draw) -> dict:
     return obj
 
 
+def _damage(text: str, edits: list[tuple[int, int, str]]) -> str:
+    chars = list(text)
+    for position, op, char in edits:
+        if not chars:
+            break
+        k = position % len(chars)
+        if op == 0:
+            del chars[k]
+        elif op == 1:
+            chars[k] = char
+        else:
+            chars.insert(k, chars[k])
+    return "".join(chars)
+
+
 @st.composite
-def model_outputs(draw) -> str:
+def output_family(draw) -> list[str]:
+    """One drawn action, written the ways models write it (and break it): 12 outputs per draw."""
     obj = draw(action_objects())
-    style = draw(st.integers(0, 11))
-    if style == 0:
-        text = json.dumps(obj, ensure_ascii=draw(st.booleans()))
-    elif style == 1:
-        text = repr(obj)  # Python-style quotes, True/None
-    elif style == 2:
-        text = "```json\n" + json.dumps(obj, indent=2) + "\n```"
-    elif style == 3:
-        text = draw(nasty_text) + " " + json.dumps(obj) + " " + draw(nasty_text)
-    elif style == 4:  # cut off anywhere (max_tokens)
-        full = json.dumps(obj)
-        text = full[:draw(st.integers(0, len(full)))]
-    elif style == 5:  # damaged: characters dropped, swapped or duplicated
-        chars = list(json.dumps(obj))
-        for _ in range(draw(st.integers(1, 5))):
-            if not chars:
-                break
-            k = draw(st.integers(0, len(chars) - 1))
-            op = draw(st.integers(0, 2))
-            if op == 0:
-                del chars[k]
-            elif op == 1:
-                chars[k] = draw(st.sampled_from(list("{}[]\"':,\\ \n") + ["'"]))
-            else:
-                chars.insert(k, chars[k])
-        text = "".join(chars)
-    elif style == 6:  # nested garbage
-        depth = draw(st.integers(1, 400))
-        text = draw(st.sampled_from(["{\"a\":", "[", "{", "{'a': ["])) * depth + draw(nasty_text)
-    elif style == 7:  # two actions in one reply, or an action and an invented observation
-        text = json.dumps(obj) + "\nObservation: {\"id\": 1}\n" + json.dumps(draw(action_objects()))
-    elif style == 8:  # huge strings
-        text = json.dumps({**obj, "thought": draw(st.sampled_from(["x", "é", "{", "\""])) * draw(
-            st.integers(1000, 60_000))})
-    elif style == 9:
-        text = draw(st.text(alphabet=string.printable, max_size=300))
-    elif style == 10:
-        text = json.dumps(draw(json_values))
-    else:
-        text = draw(st.sampled_from(["", "   ", "\n\n", "I will call get_item now.", "<tool_call>{}</tool_call>",
-                                     "{}", "[]", "null", '{"tool": null}', "{'tool': 'finish'}"]))
-    return text
+    full = json.dumps(obj)
+    before, after = draw(nasty_text), draw(nasty_text)
+    edits = draw(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 2), st.sampled_from(list("{}[]\"':,\\ \n"))),
+                          min_size=1, max_size=5))
+    opener = draw(st.sampled_from(["{\"a\":", "[", "{", "{'a': ["]))
+    depth = draw(st.sampled_from([1, 3, 50, 400, 3000]))
+    filler = draw(st.sampled_from(["x", "é", "{", "\""])) * draw(st.sampled_from([1000, 20_000, 60_000]))
+    return [
+        full,
+        repr(obj),  # Python-style quotes, True/None
+        "```json\n" + json.dumps(obj, indent=2, ensure_ascii=False) + "\n```",
+        before + " " + full + " " + after,
+        full[:draw(st.integers(0, len(full)))],  # cut off anywhere (max_tokens)
+        _damage(full, edits),  # characters dropped, replaced or doubled
+        opener * depth + after,  # nested garbage
+        full + "\nObservation: {\"id\": 1}\n" + json.dumps(draw(action_objects())),  # two actions
+        json.dumps({**obj, "thought": filler}),  # huge strings
+        draw(st.text(alphabet=string.printable, max_size=120)),
+        json.dumps(draw(json_values)),
+        draw(st.sampled_from(["", "   ", "\n\n", "I will call get_item now.", "<tool_call>{}</tool_call>", "{}", "[]",
+                              "null", '{"tool": null}', "{'tool': 'finish'}", before])),
+    ]
+
+
+FAMILY_SIZE = 12
+EXAMPLES = 900  # x 12 outputs each: 10,800 model outputs
 
 
 @pytest.fixture(scope="module")
@@ -139,15 +138,28 @@ def _check(parsed: Parsed, runner: ToolRunner, answer_type: str) -> None:
         assert f.code in CODES and isinstance(f.message, str)
 
 
-@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(text=model_outputs(), answer_type=st.sampled_from(ANSWER_TYPES))
-def test_every_output_becomes_an_action_or_a_format_finding(runner, text, answer_type):
-    _check(parse_json_action(text), runner, answer_type)
+SEEN = {"outputs": 0}
 
 
-@settings(max_examples=1_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(texts=output_family(), answer_type=st.sampled_from(ANSWER_TYPES))
+def test_every_output_becomes_an_action_or_a_format_finding(runner, texts, answer_type):
+    assert len(texts) == FAMILY_SIZE
+    for text in texts:
+        _check(parse_json_action(text), runner, answer_type)
+    SEEN["outputs"] += len(texts)
+
+
+def test_at_least_ten_thousand_outputs_were_fuzzed():
+    # Runs after the fuzz test in file order; alone, it runs the fuzz itself.
+    if SEEN["outputs"] == 0:
+        pytest.skip("run with the fuzz test above")
+    assert SEEN["outputs"] >= 10_000
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(name=st.one_of(st.none(), st.sampled_from(TOOL_NAMES), st.text(max_size=30)),
-       arguments=st.one_of(st.none(), model_outputs(), json_values.map(json.dumps)),
+       arguments=st.one_of(st.none(), output_family().map(lambda texts: texts[5]), json_values.map(json.dumps)),
        answer_type=st.sampled_from(ANSWER_TYPES))
 def test_every_native_call_becomes_an_action_or_a_format_finding(runner, name, arguments, answer_type):
     _check(parse_native_call(name, arguments, call_id="c1"), runner, answer_type)

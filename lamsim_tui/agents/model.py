@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 import random
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from lamsim_tui.actions import Parsed, parse_json_action, parse_native_call
 from lamsim_tui.agents import prompts
@@ -37,7 +38,7 @@ BACKOFF_MAX_S = 8.0
 EMPTY_RETRIES = 1  # an empty reply is asked for again once before the episode ends
 
 
-def _endpoint(m: "ModelSettings", api_base: str | None = None) -> Endpoint:
+def _endpoint(m: ModelSettings, api_base: str | None = None) -> Endpoint:
     return Endpoint(
         model=m.model, api_base=api_base or m.api_base, api_key_env=m.api_key_env, timeout=m.timeout,
         params={"temperature": m.temperature, "top_p": m.top_p, "max_tokens": m.max_tokens, "seed": m.seed,
@@ -48,7 +49,7 @@ def _endpoint(m: "ModelSettings", api_base: str | None = None) -> Endpoint:
 class ModelAgentFactory:
     """Creates one `ModelAgent` per episode; owns the embedded server when there is one."""
 
-    def __init__(self, session: "Session", pack: "Pack", *, embedded: bool = False):
+    def __init__(self, session: Session, pack: Pack, *, embedded: bool = False):
         self.session = session
         self.pack = pack
         self.embedded = embedded
@@ -145,7 +146,7 @@ class ModelAgentFactory:
         self._retries = [model.retries]
         self._endpoints = [_endpoint(model)]
 
-    def for_episode(self, episode_id: str, seed: int) -> tuple["ModelAgent", dict]:
+    def for_episode(self, episode_id: str, seed: int) -> tuple[ModelAgent, dict]:
         if not self._endpoints:
             raise RuntimeError("ModelAgentFactory.start() must be awaited before for_episode()")
         rng = random.Random(seed)
@@ -236,7 +237,7 @@ class ModelAgent:
 
     def __init__(self, *, episode_id: str, endpoint: Endpoint, fmt: str, system_prompt: str,
                  tools_native: list[dict] | None, response_format: dict | None, seed: int, retries: int,
-                 server: "EmbeddedServer | None" = None, request_lock: asyncio.Lock | None = None,
+                 server: EmbeddedServer | None = None, request_lock: asyncio.Lock | None = None,
                  temperature_after_error: float | None = None):
         self.episode_id = episode_id
         self.endpoint = endpoint
@@ -272,7 +273,7 @@ class ModelAgent:
                 messages.append({"role": "user", "content": step.observation})
         return messages
 
-    async def step(self, episode: EpisodeView, emit: Callable[["Event"], None]) -> AgentTurn:
+    async def step(self, episode: EpisodeView, emit: Callable[[Event], None]) -> AgentTurn:
         if self.closed:
             raise ModelFailure("model.closed", "the agent was closed")
         if self.request_lock is None:
@@ -295,7 +296,7 @@ class ModelAgent:
         return Endpoint(self.endpoint.model, self.endpoint.api_base, self.endpoint.api_key_env,
                         {**self.endpoint.params, "temperature": warm}, self.endpoint.timeout)
 
-    async def _step(self, episode: EpisodeView, emit: Callable[["Event"], None]) -> AgentTurn:
+    async def _step(self, episode: EpisodeView, emit: Callable[[Event], None]) -> AgentTurn:
         index = len(episode.steps)
         messages = self.messages(episode)
         endpoint = self._endpoint_for(episode)
@@ -303,14 +304,13 @@ class ModelAgent:
             self.server.take_report()  # start this step's server figures from here
         attempts = 0
         empty = 0
+
+        def on_text(piece: str) -> None:
+            if not self.closed:
+                emit(TextDelta(self.episode_id, index, piece))
+
         while True:
             attempts += 1
-            live = True
-
-            def on_text(piece: str) -> None:
-                if live and not self.closed:
-                    emit(TextDelta(self.episode_id, index, piece))
-
             try:
                 completion = await stream_completion(
                     endpoint, messages, on_text=on_text, tools=self.tools_native,
@@ -323,7 +323,6 @@ class ModelAgent:
                                        f"{empty + 1} times", transient=True, details=self.endpoint.public())
                 break
             except ModelFailure as failure:
-                live = False
                 failure.details.setdefault("model", self.endpoint.model)
                 failure.details.setdefault("api_base", self.endpoint.api_base)
                 failure.details["attempts"] = attempts

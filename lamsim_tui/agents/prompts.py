@@ -9,7 +9,8 @@ process only what each step appends. History is only ever appended.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from lamsim_tui.actions import FINISH
 
@@ -62,7 +63,7 @@ def _type_text(schema: dict) -> str:
     return kind or "any"
 
 
-def describe_tool(spec: "ToolSpec") -> str:
+def describe_tool(spec: ToolSpec) -> str:
     """One compact line per tool: `- name(arg: type, opt?: type): description. arg: meaning.`"""
     params = spec.parameters or {}
     props: dict = params.get("properties", {}) or {}
@@ -86,13 +87,13 @@ def describe_tool(spec: "ToolSpec") -> str:
     return line
 
 
-def describe_tools(tools: Iterable["ToolSpec"]) -> str:
+def describe_tools(tools: Iterable[ToolSpec]) -> str:
     lines = [describe_tool(t) for t in tools]
     lines.append(f"- {FINISH}(answer: any): {FINISH_DESCRIPTION}")
     return "\n".join(lines)
 
 
-def system_prompt(tools: list["ToolSpec"], fmt: str, override: str | None = None) -> str:
+def system_prompt(tools: list[ToolSpec], fmt: str, override: str | None = None) -> str:
     """The system message. A session's `system_prompt` replaces the default; `{tools}` in it is
     replaced by the tool list (JSON format), which is otherwise appended."""
     if fmt == "native":
@@ -108,7 +109,7 @@ def task_message(query: str) -> str:
     return f"Task: {query}"
 
 
-def native_tools(tools: Iterable["ToolSpec"]) -> list[dict]:
+def native_tools(tools: Iterable[ToolSpec]) -> list[dict]:
     schemas = [t.openai_schema() for t in tools]
     schemas.append({
         "type": "function",
@@ -147,7 +148,7 @@ def _grammar_schema(schema: Any) -> Any:
     return out
 
 
-def action_schema(tools: Iterable["ToolSpec"]) -> dict:
+def action_schema(tools: Iterable[ToolSpec]) -> dict:
     """JSON schema of one action: one `anyOf` branch per tool, the tool name as a `const`."""
     branches = []
     thought = {"type": "string", "maxLength": THOUGHT_MAX_CHARS}
@@ -204,7 +205,7 @@ def native_assistant_message(raw: str) -> tuple[dict, str]:
     return {"role": "assistant", "content": _cut(raw) or ""}, ""
 
 
-def history_messages(steps: list["StepView"], fmt: str) -> list[dict]:
+def history_messages(steps: list[StepView], fmt: str) -> list[dict]:
     """Messages for the steps taken so far: each reply as produced, then what it was shown."""
     messages: list[dict] = []
     for step in steps:

@@ -121,12 +121,28 @@ def step_content(step: Any, *, expanded: bool = False, title_suffix: str = "", w
     return doc.content()
 
 
-def stream_content(text: str) -> Content:
-    doc = Doc()
-    doc.add("generating ", "italic $text-muted")
-    doc.add(text[-4000:], "$stream-text")
-    doc.add("▌", "$accent")
-    return doc.content()
+STREAM_LINES = 4
+
+
+def stream_content(text: str, width: int = 80, lines: int = STREAM_LINES) -> Content:
+    """The last few lines of text being generated, cut to fit a fixed-height area."""
+    rows: list[str] = []
+    for line in literal(text).split("\n"):
+        rows.extend(line[i:i + width] for i in range(0, max(len(line), 1), width))
+    label = "generating… "
+    if len(rows) <= lines and len(rows[0]) + len(label) <= width:
+        rows[0] = "\0" + rows[0]
+    tail = rows[-lines:]
+    parts: list[tuple[str, str]] = []
+    for i, row in enumerate(tail):
+        if i:
+            parts.append(("\n", ""))
+        if row.startswith("\0"):
+            parts.append((label, "italic $text-muted"))
+            row = row[1:]
+        parts.append((row, "$stream-text"))
+    parts.append(("▌", "$accent"))
+    return Content.assemble(*parts)
 
 
 def task_content(query: str, *, template: str, gold_calls: Any = None, gold_answer: Any = None,

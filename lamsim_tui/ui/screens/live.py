@@ -16,6 +16,8 @@ from lamsim_tui.ui.render import Doc, stream_content, task_content
 from lamsim_tui.ui.text import severity_style
 from lamsim_tui.ui.widgets.steps import StepBlock, Wrapped
 
+SIDE_PANES_INTERVAL_S = 0.2
+
 STATE_LABEL = {
     "idle": ("idle", "$text-muted"),
     "starting": ("starting", "$accent"),
@@ -35,6 +37,7 @@ def _severity(code: str) -> str:
 
 
 class LiveScreen(Screen):
+    AUTO_FOCUS = None
     BINDINGS = [
         Binding("r", "app.start", "Start", id="live.start"),
         Binding("p", "app.pause", "Pause/Resume", id="live.pause"),
@@ -55,6 +58,12 @@ class LiveScreen(Screen):
         self._blocks: list[StepBlock] = []
         self._dirty = False
         self._episode_ids: list[str] = []
+        self._prompt_keys: dict[str, tuple] = {}  # what each episode's line shows: redraw only on change
+        self._task_key: tuple | None = None
+        self._step_keys: list[tuple] = []
+        self._progress_dirty = False
+        self._followed_dirty = False
+        self._episodes_dirty: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
@@ -74,7 +83,7 @@ class LiveScreen(Screen):
                 yield Wrapped(id="task", classes="panel")
                 with VerticalScroll(id="agent", classes="panel"):
                     yield Static(id="agent-empty")
-                    yield Static(id="stream")
+                    yield Static(id="stream", classes="stream")
                 with VerticalScroll(id="feedback", classes="panel"):
                     yield Static(id="feedback-list")
         yield Footer()
@@ -90,9 +99,12 @@ class LiveScreen(Screen):
         app.live_changed.subscribe(self, self._live_changed)
         app.state_changed.subscribe(self, lambda state: self._show_session())
         app.session_changed.subscribe(self, lambda what: self._show_session())
-        app.queue_changed.subscribe(self, lambda change: self._show_progress())
+        app.queue_changed.subscribe(self, lambda change: self._mark(progress=True))
+        # Counters and the episode list change with every step of every episode; they are redrawn
+        # a few times a second, while the followed episode's text is redrawn with every batch.
+        self.set_interval(SIDE_PANES_INTERVAL_S, self._flush_side_panes, name="side panes")
         if not app.snapshot:
-            self.set_interval(1.0, self._show_progress, name="rates")
+            self.set_interval(1.0, lambda: self._mark(progress=True), name="rates")
         self._show_session()
         self._show_progress()
         self._show_followed(rebuild=True)
@@ -183,7 +195,7 @@ class LiveScreen(Screen):
             doc.line("findings by code", "$text-muted")
             for code, count in sorted(findings.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
                 doc.add(f"  {count:>4} ", "").line(code, severity_style(_severity(code)))
-        self.query_one("#progress-info", Static).update(doc.content())
+        self.query_one("#progress-info", Static).update(doc.content(), layout=False)
 
     # ----- episodes ----------------------------------------------------------------------------
     def _episode_prompt(self, episode: EpisodeLive) -> Content:
@@ -209,14 +221,21 @@ class LiveScreen(Screen):
         if ids != self._episode_ids:
             highlighted = options.highlighted_option.id if options.highlighted_option else None
             options.set_options([Option(self._episode_prompt(live.episodes[eid]), id=eid) for eid in ids])
+            self._prompt_keys = {eid: (len(live.episodes[eid].steps), live.episodes[eid].finished,
+                                       live.episodes[eid].status) for eid in ids}
             self._episode_ids = ids
             target = self.followed if self.followed in ids else highlighted
             if target in ids:
                 options.highlighted = ids.index(target)
         else:
             for eid in changed or ():
-                if eid in live.episodes:
-                    options.replace_option_prompt(eid, self._episode_prompt(live.episodes[eid]))
+                episode = live.episodes.get(eid)
+                if episode is None:
+                    continue
+                key = (len(episode.steps), episode.finished, episode.status)
+                if self._prompt_keys.get(eid) != key:
+                    self._prompt_keys[eid] = key
+                    options.replace_option_prompt(eid, self._episode_prompt(episode))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
@@ -241,6 +260,7 @@ class LiveScreen(Screen):
         self.notify("following the newest running episode", markup=False, timeout=2)
 
     def _follow(self, episode_id: str) -> None:
+        self._flush_side_panes()
         if episode_id != self.followed:
             self.followed = episode_id
             self._show_followed(rebuild=True)
@@ -254,13 +274,29 @@ class LiveScreen(Screen):
             self._auto_follow(changes)
             return
         self._auto_follow(changes)
-        if changes.progress or changes.finished:
-            self._show_progress()
-        self._show_episodes(changes.episodes | changes.streamed)
+        self._mark(progress=changes.progress or bool(changes.finished), episodes=changes.episodes)
         if self.followed in changes.episodes:
+            self._followed_dirty = True  # new step blocks change the layout: drawn with the side panes
+        if self.followed in changes.streamed:
+            self._show_stream()  # a repaint of a fixed-size area: drawn with every batch
+
+    def _mark(self, *, progress: bool = False, episodes: set[str] | None = None) -> None:
+        self._progress_dirty = self._progress_dirty or progress
+        if episodes:
+            self._episodes_dirty.update(episodes)
+
+    def _flush_side_panes(self) -> None:
+        if not self.is_current:
+            return
+        if self._followed_dirty:
+            self._followed_dirty = False
             self._show_followed()
-        elif self.followed in changes.streamed:
-            self._show_stream()
+        if self._progress_dirty:
+            self._progress_dirty = False
+            self._show_progress()
+        if self._episodes_dirty or self.app.live.order != list(reversed(self._episode_ids)):
+            changed, self._episodes_dirty = self._episodes_dirty, set()
+            self._show_episodes(changed)
 
     def _auto_follow(self, changes: Changes) -> None:
         live = self.app.live
@@ -291,6 +327,7 @@ class LiveScreen(Screen):
         agent = self.query_one("#agent", VerticalScroll)
         empty = self.query_one("#agent-empty", Static)
         if episode is None:
+            self._task_key = None
             task.show_with(lambda width: Content.styled(
                 "Press r to start the session. Trajectories go to the review queue (2).", "$text-muted"))
             empty.display = True
@@ -298,27 +335,37 @@ class LiveScreen(Screen):
             for block in self._blocks:
                 block.remove()
             self._blocks = []
+            self._step_keys = []
             self._show_stream()
             self._show_feedback(None)
             return
         empty.display = False
-        header = f"episode #{episode.number} · task {episode.task_id} · attempt {episode.attempt + 1}"
-        show_gold = self.show_gold
-        task.show_with(lambda width: task_content(
-            episode.query, template=episode.template, gold_calls=episode.gold_calls, gold_answer=episode.gold_answer,
-            show_gold=show_gold, header=header, width=width))
+        task_key = (episode.id, self.show_gold)
+        if task_key != self._task_key:
+            self._task_key = task_key
+            header = f"episode #{episode.number} · task {episode.task_id} · attempt {episode.attempt + 1}"
+            show_gold = self.show_gold
+            task.show_with(lambda width: task_content(
+                episode.query, template=episode.template, gold_calls=episode.gold_calls,
+                gold_answer=episode.gold_answer, show_gold=show_gold, header=header, width=width))
         at_end = agent.scroll_y >= agent.max_scroll_y - 1
         if rebuild:
             for block in self._blocks:
                 block.remove()
             self._blocks = []
+            self._step_keys = []
         stream = self.query_one("#stream", Static)
         for step in episode.steps:
+            key = (step.action is not None, step.raw, step.observation is None, len(step.findings), self.expanded)
             if step.index < len(self._blocks):
-                self._blocks[step.index].show(step, expanded=self.expanded)
+                if self._step_keys[step.index] != key:
+                    self._step_keys[step.index] = key
+                    self._blocks[step.index].show(step, expanded=self.expanded)
             else:
-                block = StepBlock(step, expanded=self.expanded, classes="step")
+                block = StepBlock(step, expanded=self.expanded, classes="step",
+                                  width_hint=max(0, agent.scrollable_content_region.width - 2))
                 self._blocks.append(block)
+                self._step_keys.append(key)
                 agent.mount(block, before=stream)
         self._show_stream()
         self._show_feedback(episode)
@@ -329,24 +376,29 @@ class LiveScreen(Screen):
         live = self.app.live
         episode = live.episodes.get(self.followed) if self.followed else None
         stream = self.query_one("#stream", Static)
-        if episode is None or episode.finished or not episode.stream:
-            stream.display = False
-            if episode is not None and episode.finished:
-                doc = Doc()
-                doc.add("episode finished: ", "$text-muted").add(
-                    "success" if episode.success else "failed",
-                    "bold $verdict-success" if episode.success else "bold $verdict-failure")
-                doc.add(f" · {episode.end_reason} · {episode.status}", "$text-muted")
-                stream.update(doc.content())
-                stream.display = True
-            return
-        stream.display = True
-        stream.update(stream_content(episode.streaming_text))
-        agent = self.query_one("#agent", VerticalScroll)
-        if agent.scroll_y >= agent.max_scroll_y - 3:
-            agent.scroll_end(animate=False)
+        # A fixed-height area: updating it is a repaint of that area, not a layout of the screen.
+        if episode is None:
+            stream.update("", layout=False)
+        elif episode.finished:
+            doc = Doc()
+            doc.add("episode finished: ", "$text-muted").add(
+                "success" if episode.success else "failed",
+                "bold $verdict-success" if episode.success else "bold $verdict-failure")
+            doc.add(f" · {episode.end_reason} · {episode.status}", "$text-muted")
+            stream.update(doc.content(), layout=False)
+        elif episode.stream:
+            stream.update(stream_content(episode.streaming_text, self._stream_width()), layout=False)
+        else:
+            stream.update(Content.styled("waiting for the agent…", "italic $text-muted"), layout=False)
+
+    def _stream_width(self) -> int:
+        return max(20, self.query_one("#stream", Static).content_size.width)
 
     def _show_feedback(self, episode: EpisodeLive | None) -> None:
+        key = (episode.id, sum(len(s.findings) for s in episode.steps)) if episode else None
+        if key == getattr(self, "_feedback_key", ()):
+            return
+        self._feedback_key = key
         doc = Doc()
         total = 0
         if episode is not None:

@@ -17,10 +17,14 @@ from lamsim_tui.ui.render import step_content
 class Wrapped(Static):
     """A Static whose Content is built for its current width (hanging indents need the width)."""
 
-    def __init__(self, builder: Callable[[int], Content] | None = None, **kwargs: Any):
+    def __init__(self, builder: Callable[[int], Content] | None = None, *, width_hint: int = 0, **kwargs: Any):
         super().__init__(**kwargs)
         self._builder = builder
         self._built_for = -1
+        if builder is not None and width_hint > 0:
+            # Built for the width it will most likely get, so mounting costs one layout, not two.
+            self._built_for = width_hint
+            self.update(builder(width_hint))
 
     def show_with(self, builder: Callable[[int], Content]) -> None:
         self._builder = builder
@@ -34,7 +38,8 @@ class Wrapped(Static):
         self.update(self._builder(width))
 
     def on_mount(self) -> None:
-        self._build()
+        if self._built_for < 0:
+            self._build()
 
     def on_resize(self, event: events.Resize) -> None:
         if self.content_size.width != self._built_for:
@@ -46,10 +51,10 @@ class StepBlock(Wrapped, can_focus=True):
 
     BINDINGS = [Binding("enter,v", "view", "View all", id="step.view")]
 
-    def __init__(self, step: Any, *, expanded: bool = False, **kwargs: Any):
+    def __init__(self, step: Any, *, expanded: bool = False, width_hint: int = 0, **kwargs: Any):
         self.step = step
         self.expanded = expanded
-        super().__init__(self._content, **kwargs)
+        super().__init__(self._content, width_hint=width_hint, **kwargs)
 
     def _content(self, width: int) -> Content:
         return step_content(self.step, expanded=self.expanded, width=width)

@@ -435,7 +435,7 @@ class LamsimApp(App[int]):
             return []
         rows = []
         for seq, doc in enumerate(self.store.peek(tuple(statuses))):
-            rows.append(QueueRow.from_record(doc, self._seq.get(doc["id"], seq)))
+            rows.append(QueueRow.from_record(doc, seq))
         return rows
 
     def reviewed(self, record: dict, select: str | None = None) -> None:
@@ -553,8 +553,11 @@ class LamsimApp(App[int]):
             binding = active.binding
             if not binding.description or binding.action in seen or binding.system:
                 continue
+            if not binding.show and not isinstance(active.node, (Screen, App)):
+                continue  # a widget's own navigation keys (cursor moves): not actions of lamsim
             seen.add(binding.action)
-            yield SystemCommand(binding.description, f"key {binding.key_display or key} · {type(active.node).__name__}",
+            help_text = binding.tooltip or f"{type(active.node).__name__.replace('Screen', ' screen')}"
+            yield SystemCommand(binding.description, f"{help_text} · key {binding.key_display or key}",
                                 partial(self.run_action, binding.action, active.node))
         for title, help_text, action in getattr(screen, "EXTRA_COMMANDS", ()):
             yield SystemCommand(title, help_text, partial(self.run_action, action, screen))

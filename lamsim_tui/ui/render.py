@@ -35,7 +35,7 @@ class Doc:
     def label(self, name: str, width: int = 12) -> Doc:
         return self.add(f"{name:<{width}}", "$text-muted")
 
-    def indented(self, text: str, style: str = "", indent: int = 12) -> Doc:
+    def indented(self, text: Any, style: str = "", indent: int = 12) -> Doc:
         pad = " " * indent
         lines = literal(text).split("\n")
         room = self.width - indent
@@ -116,8 +116,8 @@ def step_content(step: Any, *, expanded: bool = False, title_suffix: str = "", w
     if error:
         doc.label("error").line(f"{error.get('code')}: {error.get('message')}", "$severity-error")
     for finding in _get(step, "findings", None) or _get(step, "feedback", None) or []:
-        doc.label("feedback").add(finding.get("code", "?"), severity_style(finding.get("severity", ""))).add("  ")
-        doc.line(finding.get("message", ""), "$text-muted")
+        doc.label("feedback").add(finding.get("code", "?"), severity_style(finding.get("severity", ""))).line()
+        doc.label("").indented(finding.get("message", ""), "$text-muted")
     return doc.content()
 
 
@@ -174,7 +174,7 @@ def verdict_lines(doc: Doc, record: dict) -> None:
     failed = verdict.get("filters_failed") or []
     doc.label("filters").line("passed" if not failed else "failed: " + ", ".join(map(str, failed)),
                               "$verdict-success" if not failed else "$status-filtered")
-    doc.label("final answer").line(pretty_json(record.get("final_answer")).replace("\n", " "))
+    doc.label("answered").line(pretty_json(record.get("final_answer")).replace("\n", " "))
 
 
 def _tick(value: Any) -> str:
@@ -184,7 +184,7 @@ def _tick(value: Any) -> str:
 def record_content(record: dict, *, expanded: bool = False, width: int = 0) -> Content:
     task = record.get("task") or {}
     doc = Doc(width)
-    doc.label("id").add(record.get("id", "?")[:12], "bold").add(f"   status {record.get('status')}", "$text-muted")
+    doc.label("id").add(record.get("id", "?")[:12], "bold").add(f"   status {record.get('status') or '(replayed)'}", "$text-muted")
     doc.add(f"   ended {record.get('end_reason')}", "$text-muted").line()
     doc.label("template").line(task.get("template", "?"), "bold")
     doc.label("query").indented(task.get("query", ""))

@@ -28,12 +28,17 @@ from lamsim_tui.ui.widgets.steps import Wrapped
 
 class EditScreen(Screen[dict | None]):
     BINDINGS = [
-        Binding("ctrl+s", "replay", "Replay", priority=True, id="edit.replay"),
-        Binding("ctrl+y", "save", "Save (accept)", priority=True, id="edit.save"),
-        Binding("ctrl+f", "force", "Force…", priority=True, id="edit.force"),
-        Binding("ctrl+e", "external", "$EDITOR", priority=True, id="edit.external"),
-        Binding("ctrl+r", "revert", "Revert", priority=True, id="edit.revert"),
-        Binding("escape", "back", "Back", id="edit.back"),
+        Binding("ctrl+s", "replay", "Replay", priority=True, id="edit.replay",
+                tooltip="replay the edit in a fresh sandbox and preview the result"),
+        Binding("ctrl+y", "save", "Save (accept)", priority=True, id="edit.save",
+                tooltip="save the replayed edit as accepted (only if it holds up)"),
+        Binding("ctrl+f", "force", "Force…", priority=True, id="edit.force",
+                tooltip="save a refused edit anyway, with a required note"),
+        Binding("ctrl+e", "external", "$EDITOR", priority=True, id="edit.external",
+                tooltip="edit in $EDITOR (or $VISUAL), then replay"),
+        Binding("ctrl+r", "revert", "Revert", priority=True, id="edit.revert",
+                tooltip="back to the stored trajectory"),
+        Binding("escape", "back", "Back", id="edit.back", tooltip="back to the queue; your text is kept as a draft"),
     ]
 
     def __init__(self, record: dict):

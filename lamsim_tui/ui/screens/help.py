@@ -69,7 +69,10 @@ class HelpScreen(ModalScreen[None]):
                 continue
             doc.line(title, "bold $accent")
             for binding in bindings:
-                doc.add(f"  {_key(binding):<12}", "bold").line(binding.description)
+                doc.add(f"  {_key(binding):<12}", "bold").add(binding.description)
+                if binding.tooltip:
+                    doc.add(f" — {binding.tooltip}", "$text-muted")
+                doc.line()
             if cls.__name__ in ("ReviewScreen", "StoreScreen"):
                 doc.add(f"  {'j, k, ↑, ↓':<12}", "bold").line("move in the table")
             doc.line()

@@ -39,14 +39,17 @@ def _severity(code: str) -> str:
 class LiveScreen(Screen):
     AUTO_FOCUS = None
     BINDINGS = [
-        Binding("r", "app.start", "Start", id="live.start"),
-        Binding("p", "app.pause", "Pause/Resume", id="live.pause"),
-        Binding("x", "app.stop", "Stop", id="live.stop"),
-        Binding("g", "toggle_gold", "Gold", id="live.gold"),
-        Binding("left_square_bracket", "follow(-1)", "Prev ep.", key_display="[", id="live.prev"),
-        Binding("right_square_bracket", "follow(1)", "Next ep.", key_display="]", id="live.next"),
-        Binding("f", "follow_latest", "Follow", id="live.follow"),
-        Binding("o", "expand", "Expand", id="live.expand"),
+        Binding("r", "app.start", "Start", id="live.start", tooltip="run the session: generate tasks, run episodes"),
+        Binding("p", "app.pause", "Pause/Resume", id="live.pause",
+                tooltip="pause: running steps finish, no new step starts; press again to resume"),
+        Binding("x", "app.stop", "Stop", id="live.stop", tooltip="stop the session; finished episodes stay stored"),
+        Binding("g", "toggle_gold", "Gold", id="live.gold", tooltip="show or hide the task's gold calls and answer"),
+        Binding("left_square_bracket", "follow(-1)", "Prev ep.", key_display="[", id="live.prev",
+                tooltip="follow the previous episode in the list"),
+        Binding("right_square_bracket", "follow(1)", "Next ep.", key_display="]", id="live.next",
+                tooltip="follow the next episode in the list"),
+        Binding("f", "follow_latest", "Follow", id="live.follow", tooltip="follow the newest running episode again"),
+        Binding("o", "expand", "Expand", id="live.expand", tooltip="show longer observations (v on a step: all of it)"),
     ]
 
     def __init__(self) -> None:
@@ -85,7 +88,7 @@ class LiveScreen(Screen):
                     yield Static(id="agent-empty")
                     yield Static(id="stream", classes="stream")
                 with VerticalScroll(id="feedback", classes="panel"):
-                    yield Static(id="feedback-list")
+                    yield Wrapped(id="feedback-list")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -207,7 +210,7 @@ class LiveScreen(Screen):
             doc.add("✓ ", "$verdict-success")
         else:
             doc.add("✗ ", "$verdict-failure")
-        doc.add(f"{episode.template[:24]:<24}")
+        doc.add(f"{episode.template[:22]:<22}")
         steps = len(episode.steps) + (0 if episode.finished else 1)
         doc.add(f" {steps:>2} st", "$text-muted")
         if episode.finished:
@@ -243,7 +246,8 @@ class LiveScreen(Screen):
             self._follow(event.option.id)
 
     def action_follow(self, step: int) -> None:
-        ids = self._episode_ids
+        self._flush_side_panes()
+        ids = list(reversed(self.app.live.order))
         if not ids:
             return
         index = ids.index(self.followed) if self.followed in ids else 0
@@ -399,18 +403,20 @@ class LiveScreen(Screen):
         if key == getattr(self, "_feedback_key", ()):
             return
         self._feedback_key = key
-        doc = Doc()
-        total = 0
-        if episode is not None:
-            for step in episode.steps:
-                for finding in step.findings:
-                    total += 1
-                    doc.add(f"step {step.index + 1:<3} ", "$text-muted")
-                    doc.add(f"{finding.get('code', '?'):<18}", severity_style(finding.get("severity", "")))
-                    doc.line(" " + str(finding.get("message", "")))
-        if not total:
-            doc.add("No feedback for this episode yet." if episode else "", "$text-muted")
-        self.query_one("#feedback-list", Static).update(doc.content())
+        findings = [(step.index, f) for step in episode.steps for f in step.findings] if episode else []
+        total = len(findings)
+
+        def build(width: int) -> Content:
+            doc = Doc(width)
+            for index, finding in findings:
+                doc.add(f"step {index + 1:<3} ", "$text-muted")
+                doc.add(f"{finding.get('code', '?'):<18} ", severity_style(finding.get("severity", "")))
+                doc.indented(str(finding.get("message", "")), indent=28)
+            if not findings:
+                doc.add("No feedback for this episode yet." if episode else "", "$text-muted")
+            return doc.content()
+
+        self.query_one("#feedback-list", Wrapped).show_with(build)
         self.query_one("#feedback").border_subtitle = f"{total} finding(s)" if episode else ""
 
     # ----- toggles -----------------------------------------------------------------------------

@@ -143,6 +143,17 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
 
     def on_mount(self) -> None:
         self.query_one("#export-out", Input).focus()
+        self._format = self.formats[0]
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        """Keep the file name's format part in step with the format, unless the operator renamed it."""
+        if event.select.id != "export-format" or event.value is Select.NULL:
+            return
+        out = self.query_one("#export-out", Input)
+        old, new = f"-{self._format}.jsonl", f"-{event.value}.jsonl"
+        if out.value.endswith(old):
+            out.value = out.value[: -len(old)] + new
+        self._format = str(event.value)
 
     def _choice(self) -> ExportChoice | None:
         out = self.query_one("#export-out", Input).value.strip()

@@ -131,16 +131,17 @@ class ReviewScreen(TrajectoryList):
     STATUSES = ("pending", "filtered")
     EMPTY = "The queue is empty. Start the session (1, then r); trajectories join here as they finish."
     BINDINGS = [
-        Binding("a", "accept", "Accept", id="review.accept"),
-        Binding("e", "edit", "Edit", id="review.edit"),
-        Binding("d", "discard", "Discard", id="review.discard"),
-        Binding("u", "undo", "Undo", id="review.undo"),
+        Binding("a", "accept", "Accept", id="review.accept", tooltip="accept the selected trajectory"),
+        Binding("e", "edit", "Edit", id="review.edit", tooltip="edit it as JSON; the edit is replayed before it is saved"),
+        Binding("d", "discard", "Discard", id="review.discard", tooltip="discard it, with an optional reason"),
+        Binding("u", "undo", "Undo", id="review.undo", tooltip="revert the last review decision (repeatable)"),
         Binding("n", "next", "Next", id="review.next"),
         Binding("b", "previous", "Previous", id="review.previous"),
-        Binding("slash", "filter", "Filter", key_display="/", id="review.filter"),
+        Binding("slash", "filter", "Filter", key_display="/", id="review.filter",
+                tooltip="filter by status, template, feedback code or text"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="review.clear"),
         Binding("o", "expand", "Expand", id="review.expand"),
-        Binding("v", "view_json", "JSON", id="review.json"),
+        Binding("v", "view_json", "JSON", id="review.json", tooltip="the whole trajectory as JSON"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -19,7 +19,7 @@ class StoreScreen(TrajectoryList):
     STATUSES = ("accepted", "discarded")
     EMPTY = "No reviewed trajectory yet: accept or discard some in the review queue (2)."
     BINDINGS = [
-        Binding("x", "export", "Export", id="store.export"),
+        Binding("x", "export", "Export", id="store.export", tooltip="export accepted trajectories (chat, sharegpt, xlam)"),
         Binding("u", "undo", "Undo", id="store.undo"),
         Binding("slash", "filter", "Filter", key_display="/", id="store.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="store.clear"),
@@ -27,7 +27,7 @@ class StoreScreen(TrajectoryList):
         Binding("b", "previous", "Previous", id="store.previous"),
         Binding("o", "expand", "Expand", id="store.expand"),
         Binding("v", "view_json", "JSON", id="store.json"),
-        Binding("ctrl+l", "reload", "Reload", id="store.reload"),
+        Binding("ctrl+l", "reload", "Reload", id="store.reload", tooltip="read the store again"),
     ]
 
     def __init__(self) -> None:

@@ -216,6 +216,8 @@ def test_edit_refused_then_valid_flows_to_the_store(filled):
             edit = app.screen
             assert type(edit).__name__ == "EditScreen"
             area = edit.query_one("#editor")
+            if "json" in area.available_languages:  # tree-sitter installed: JSON is highlighted
+                assert area.language == "json"
             original = json.loads(area.text)
             assert "steps" in original and "_help" in original
 

@@ -598,5 +598,5 @@ def make_app(session_path: str | Path, **options: Any) -> LamsimApp:
 
 def run_app(session_path: Path) -> int:
     app = make_app(session_path)
-    result = app.run()
-    return int(app.return_code or 0) if result is None else 0
+    app.run()
+    return int(app.return_code or 0)

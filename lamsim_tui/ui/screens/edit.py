@@ -66,7 +66,9 @@ class EditScreen(Screen[dict | None]):
         with Horizontal(id="edit-body"):
             text = self.app.drafts.get(self.record_id) or self.original_text()
             area = TextArea(text, show_line_numbers=True, tab_behavior="focus", id="editor", classes="panel")
-            if "json" in area.available_languages:
+            # Highlighting needs tree-sitter (textual[syntax]); snapshots stay plain so they do not
+            # depend on whether it is installed.
+            if "json" in area.available_languages and not self.app.snapshot:
                 area.language = "json"
             if self.app.snapshot:
                 area.cursor_blink = False

@@ -119,7 +119,7 @@ async def run_episode(
             if not action.call_id:
                 action = dataclasses.replace(action, call_id=f"call_{index}")
             action_dict = to_json_value(action.to_dict())
-        emit(StepProposed(episode_id, index, parsed.thought, action_dict, turn.raw))
+        emit(StepProposed(episode_id, index, parsed.thought, action_dict, turn.raw, dict(turn.usage)))
 
         findings: list[Finding] = []
         executed = False

@@ -41,6 +41,7 @@ class StepProposed(Event):
     thought: str
     action: dict | None  # ToolCall/Finish .to_dict(), None when unparseable
     raw: str
+    usage: dict = field(default_factory=dict)  # tokens and timings of this step, where known
 
 
 @dataclass(frozen=True)

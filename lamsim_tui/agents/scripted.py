@@ -248,11 +248,15 @@ class ScriptedAgent:
         return self._json("Let me look around.", tool, {})
 
     async def _stream(self, episode_id: str, index: int, raw: str, emit) -> None:
+        """Emit the reply in small pieces on a wall-clock schedule, like a model server: a busy
+        consumer does not slow the producer down."""
+        loop = asyncio.get_running_loop()
         chunk = 8
-        delay = chunk / self.stream_cps
+        started = loop.time()
         for start in range(0, len(raw), chunk):
             emit(TextDelta(episode_id, index, raw[start:start + chunk]))
-            await asyncio.sleep(delay)
+            due = started + (start + chunk) / self.stream_cps
+            await asyncio.sleep(max(0.0, due - loop.time()))
 
     async def aclose(self) -> None:
         return None

@@ -406,22 +406,23 @@ def test_model_kind_without_models_is_a_config_error(project):
 # ----- paraphrase ----------------------------------------------------------------------------
 
 
-def test_paraphrase_keeps_slot_values_or_falls_back(project, server):
-    server.push(Reply(text="Which colour does item I-01 have?"), Reply(text="Which colour does that item have?"))
+def test_paraphrase_asks_to_keep_slot_values_and_falls_back_on_failure(project, server):
+    server.push(Reply(text='"Which colour does item I-01 have?"'), *[Reply(status=500)] * 3)
     factory, _ = make_factory(project, server.api_base)
 
     async def go():
         await factory.start()
         good = await factory.paraphrase("What colour is item I-01?", {"item_id": "I-01"})
-        bad = await factory.paraphrase("What colour is item I-01?", {"item_id": "I-01"})
+        failed = await factory.paraphrase("What colour is item I-01?")
         await factory.aclose()
-        return good, bad
+        return good, failed
 
-    good, bad = run(go())
-    assert good["used"] and good["text"] == "Which colour does item I-01 have?"
-    assert good["original"] == "What colour is item I-01?"
-    assert not bad["used"] and bad["text"] == "What colour is item I-01?"
-    assert bad["paraphrase"] == "Which colour does that item have?" and "I-01" in bad["reason"]
+    good, failed = run(go())
+    assert good == "Which colour does item I-01 have?"
+    assert failed == "What colour is item I-01?"
+    request = server.requests[0]["body"]["messages"][1]["content"]
+    assert "- I-01" in request and "What colour is item I-01?" in request
+    assert server.requests[0]["body"]["temperature"] == 0.7
 
 
 def test_a_step_after_an_error_is_sampled_warmer(project, server):

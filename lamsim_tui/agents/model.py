@@ -184,42 +184,35 @@ class ModelAgentFactory:
 
     # ----- query paraphrase ------------------------------------------------------------------
 
-    async def paraphrase(self, query: str, slots: dict[str, Any], seed: int = 0) -> dict:
-        """Ask the model to reword `query`; keep it only if every slot value survives verbatim.
+    async def paraphrase(self, query: str, slots: dict[str, Any] | None = None, seed: int = 0) -> str:
+        """The model's rewording of `query` for diversity (the query itself when the model fails).
 
-        Returns {"original", "text" (what to use), "paraphrase" (the model's, or None), "used", "reason"}.
+        The caller keeps it only if every slot value survived verbatim; naming the values in the
+        request (when `slots` is given) makes that likelier.
         """
-        values = [_slot_text(v) for v in slots.values()]
-        values = [v for v in values if v]
-        keep = "\n".join(f"- {v}" for v in values) or "- (none)"
+        values = [v for v in (_slot_text(v) for v in (slots or {}).values()) if v]
+        keep = ("Copy each of these values exactly as written:\n" + "\n".join(f"- {v}" for v in values)
+                if values else "Keep every name, id, number and date exactly as written.")
         messages = [
             {"role": "system", "content": "You reword requests. Reply with the reworded request only."},
-            {"role": "user", "content": f"Reword this request so it says the same thing in other words. "
-                                        f"Copy each of these values exactly as written:\n{keep}\n\n"
+            {"role": "user", "content": f"Reword this request so it says the same thing in other words. {keep}\n\n"
                                         f"Request: {query}"},
         ]
-        endpoint = self._endpoints[0] if self._endpoints else None
-        out = {"original": query, "text": query, "paraphrase": None, "used": False, "reason": ""}
-        if endpoint is None:
-            out["reason"] = "no model started"
-            return out
-        endpoint = Endpoint(endpoint.model, endpoint.api_base, endpoint.api_key_env,
-                            {**endpoint.params, "temperature": 0.7, "max_tokens": 200}, endpoint.timeout)
+        if not self._endpoints:
+            return query
+        base = self._endpoints[0]
+        endpoint = Endpoint(base.model, base.api_base, base.api_key_env,
+                            {**base.params, "temperature": 0.7, "max_tokens": 200}, base.timeout)
         try:
-            completion = await stream_completion(endpoint, messages, on_text=lambda _: None, seed=seed)
-        except ModelFailure as failure:
-            out["reason"] = failure.code
-            return out
+            if self.embedded:
+                async with self._lock():
+                    completion = await stream_completion(endpoint, messages, on_text=lambda _: None, seed=seed)
+            else:
+                completion = await stream_completion(endpoint, messages, on_text=lambda _: None, seed=seed)
+        except ModelFailure:
+            return query
         text = " ".join(completion.text.strip().strip('"').split())
-        out["paraphrase"] = text or None
-        lost = [v for v in values if v not in text]
-        if not text:
-            out["reason"] = "empty paraphrase"
-        elif lost:
-            out["reason"] = f"lost slot value {lost[0]!r}"
-        else:
-            out.update(text=text, used=True, reason="ok")
-        return out
+        return text or query
 
 
 def _slot_text(value: Any) -> str:

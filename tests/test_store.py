@@ -421,3 +421,23 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path):
         store.add(rs[2])
     with open_store(tmp_path / "s", readonly=True) as store:
         assert store.ids() == [r["id"] for r in rs]
+
+
+def test_a_big_load_leaves_the_gc_enabled_with_the_store_frozen(tmp_path, monkeypatch):
+    import gc
+
+    from lamsim_tui.store import storage
+
+    rs = recs(5)
+    with open_store(tmp_path / "s") as store:
+        for r in rs:
+            store.add(r)
+    monkeypatch.setattr(storage, "FREEZE_AFTER_DOCS", 3)
+    try:
+        with open_store(tmp_path / "s") as store:
+            assert gc.isenabled() and gc.get_freeze_count() > 0
+            store.update(rs[0]["id"], {"status": "accepted"})
+        with open_store(tmp_path / "s", readonly=True) as store:
+            assert store.get(rs[0]["id"])["status"] == "accepted"
+    finally:
+        gc.unfreeze()

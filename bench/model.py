@@ -10,8 +10,9 @@ engine, agent, litellm and llama.cpp server, and prints:
 - per step: prompt tokens the server processed vs served from its prefix cache (first step of the
   session, first step of later episodes, later steps);
 - generated tokens per second (server side) and prompt tokens processed per second;
-- share of wall time spent outside the model: engine + client (litellm, HTTP, parsing), i.e. the
-  episode wall time minus the server's own prompt and generation time;
+- share of wall time spent outside the model: engine + client (litellm, HTTP, parsing, and the
+  server's Python before it starts computing), i.e. the episode wall time minus the server's own
+  time per request (prompt, generation and sampling, where constrained decoding's grammar runs);
 - valid-action rate (steps whose action parsed and passed the format/tool/argument checks) and
   success rate (the judge's verdict).
 """
@@ -87,8 +88,14 @@ def report(result: dict) -> dict:
     walls = [r["timing"]["wall_s"] for r in records]
     model_s = sum(r["timing"]["model_s"] for r in records)
     engine_s = sum(r["timing"]["engine_s"] for r in records)
-    server_s = sum((s.get("usage") or {}).get("server_prompt_s", 0) + (s.get("usage") or {}).get("server_generation_s", 0)
-                   for s in steps)
+    def usage(step: dict) -> dict:
+        return step.get("usage") or {}
+
+    compute_s = sum(usage(s).get("server_prompt_s", 0) + usage(s).get("server_generation_s", 0) for s in steps)
+    # The server's own wall time per request: prompt, generation and sampling (the grammar of
+    # constrained decoding is applied while sampling).
+    server_s = sum(usage(s).get("server_total_s", 0) or
+                   (usage(s).get("server_prompt_s", 0) + usage(s).get("server_generation_s", 0)) for s in steps)
     wall = sum(walls)
     groups: dict[str, list[dict]] = {"session's first step": [], "episodes' first steps": [], "later steps": []}
     for i, r in enumerate(records):
@@ -126,6 +133,7 @@ def report(result: dict) -> dict:
         "share_outside_model": round(1 - server_s / wall, 4) if wall else None,
         "share_engine": round(engine_s / wall, 5) if wall else None,
         "share_client": round((model_s - server_s) / wall, 4) if wall else None,
+        "share_sampling_in_server": round((server_s - compute_s) / wall, 4) if wall else None,
         "valid_action_rate": round(valid / max(len(steps), 1), 4),
         "success_rate": result["summary"]["success_rate"],
         "end_reasons": result["summary"]["end_reasons"],

@@ -402,6 +402,7 @@ def default_threads() -> int:
 _PREFIX_HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit, remaining (\d+) prompt tokens to eval")
 _PROMPT_EVAL = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
 _EVAL = re.compile(r"(?<!prompt )eval time =\s*([\d.]+) ms /\s*(\d+) runs")
+_TOTAL = re.compile(r"total time =\s*([\d.]+) ms /")
 
 
 def parse_server_log(text: str) -> dict | None:
@@ -422,6 +423,8 @@ def parse_server_log(text: str) -> dict | None:
         "generated_tokens": sum(n for _, n in evals),
         "prompt_eval_s": sum(ms for ms, _ in prompt) / 1000,
         "generation_s": sum(ms for ms, _ in evals) / 1000,
+        # prompt + generation + sampling (the grammar of constrained decoding is applied there)
+        "total_s": sum(float(m.group(1)) for m in _TOTAL.finditer(text)) / 1000,
     }
 
 @dataclass(eq=False)

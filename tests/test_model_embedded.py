@@ -152,10 +152,12 @@ def test_server_log_figures():
         Llama.generate: 739 prefix-match hit, remaining 22 prompt tokens to eval
         llama_perf_context_print: prompt eval time =    2135.68 ms /    22 tokens (   97.08 ms per token)
         llama_perf_context_print:        eval time =   10876.05 ms /    33 runs   (  329.58 ms per token)
+        llama_perf_context_print:       total time =   13708.20 ms /    55 tokens
         """)
     figures = parse_server_log(log)
     assert figures == {"requests": 2, "cached_tokens": 739, "processed_tokens": 679, "generated_tokens": 117,
-                       "prompt_eval_s": pytest.approx(23.24071), "generation_s": pytest.approx(59.03689)}
+                       "prompt_eval_s": pytest.approx(23.24071), "generation_s": pytest.approx(59.03689),
+                       "total_s": pytest.approx(13.7082)}
     assert parse_server_log("INFO: started") is None
 
 

@@ -346,6 +346,7 @@ class ModelAgent:
                 usage["completion_tokens"] = report["generated_tokens"]
                 usage["server_prompt_s"] = round(report["prompt_eval_s"], 4)
                 usage["server_generation_s"] = round(report["generation_s"], 4)
+                usage["server_total_s"] = round(report["total_s"], 4)
         usage["cost_usd"] = cost_usd(self.endpoint, usage)
         if self.format == "native" and completion.tool_calls:
             calls = completion.tool_calls

@@ -148,6 +148,12 @@ def _grammar_schema(schema: Any) -> Any:
     return out
 
 
+_SCALAR = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+# A plain value: small models otherwise wrap the answer as {"name": "Daniel Novak"} (measured:
+# 3 of 5 right answers lost that way on the CRM pack).
+ANSWER_SCHEMA = {"anyOf": [*_SCALAR, {"type": "array", "items": {"anyOf": _SCALAR}}]}
+
+
 def action_schema(tools: Iterable[ToolSpec]) -> dict:
     """JSON schema of one action: one `anyOf` branch per tool, the tool name as a `const`."""
     branches = []
@@ -166,7 +172,7 @@ def action_schema(tools: Iterable[ToolSpec]) -> dict:
         "properties": {
             "thought": thought,
             "tool": {"const": FINISH},
-            "arguments": {"type": "object", "properties": {"answer": {}}, "required": ["answer"],
+            "arguments": {"type": "object", "properties": {"answer": ANSWER_SCHEMA}, "required": ["answer"],
                           "additionalProperties": False},
         },
         "required": ["thought", "tool", "arguments"],

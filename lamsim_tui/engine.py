@@ -366,7 +366,8 @@ class Engine:
     def _kept_signatures(self) -> set[tuple[str, str]]:
         kept: set[tuple[str, str]] = set()
         if self.store is not None and self.session.filters.dedupe:
-            for record in self.store.records(status=("pending", "accepted")):
+            scan = getattr(self.store, "peek", None) or self.store.records  # peek: no copies
+            for record in scan(status=("pending", "accepted")):
                 kept.add((record["task"]["id"], action_signature(record["steps"])))
         return kept
 

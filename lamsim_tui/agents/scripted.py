@@ -37,12 +37,20 @@ class ScriptedAgentFactory:
         # Kinds of mistakes made so far in this run: each episode prefers the least used kinds that
         # fit its task, so a short run still exercises every feedback check.
         self.used: Counter = Counter()
+        # The prompt a model agent in the JSON format would get: recorded with each trajectory so
+        # exports of scripted runs are complete conversations.
+        from lamsim_tui.agents import prompts
+
+        override = session.agent.system_prompt if session is not None else None
+        self.system_prompt = prompts.system_prompt(list(pack.tools.values()), "json", override)
 
     def describe(self) -> dict:
         return {"kind": "scripted", "mistake_rate": self.mistake_rate, "format": "json"}
 
     def for_episode(self, episode_id: str, seed: int):
-        return ScriptedAgent(self.pack, random.Random(seed), self.mistake_rate, self.stream_cps, self.used), {}
+        agent = ScriptedAgent(self.pack, random.Random(seed), self.mistake_rate, self.stream_cps, self.used)
+        agent.system_prompt = self.system_prompt
+        return agent, {}
 
     async def start(self) -> None:
         return None
@@ -103,6 +111,7 @@ class ScriptedAgent:
         self.mistake_rate = mistake_rate
         self.stream_cps = stream_cps
         self.plan: list[str] | None = None
+        self.system_prompt: str | None = None
 
     # ----- planning --------------------------------------------------------------------------
     def _make_plan(self, episode: EpisodeView) -> list[str]:

@@ -55,3 +55,15 @@ def test_native_history_pairs_each_tool_result_with_its_call():
     assert call_id == "c1" and len(message["tool_calls"]) == 1, "only the call that was executed"
     text_message, none = prompts.native_assistant_message("just text")
     assert none == "" and text_message == {"role": "assistant", "content": "just text"}
+
+
+def test_model_modules_import_without_litellm_or_llama_cpp():
+    import subprocess
+    import sys
+
+    from packkit import ROOT
+
+    code = ("import sys, lamsim_tui.agents.model, lamsim_tui.embedded, lamsim_tui.agents.llm\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('litellm', 'llama_cpp', 'openai')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", "litellm is imported lazily, when the agent starts"

@@ -379,7 +379,6 @@ class Engine:
         started = time.perf_counter()
         semaphore = asyncio.Semaphore(self.session.concurrency)
         total = len(generation.tasks) * self.session.attempts
-        await self.factory.start()
         loop = asyncio.get_running_loop()
         pending_writes: list[asyncio.Future] = []
 
@@ -414,9 +413,10 @@ class Engine:
                                        running=total - s.episodes))
                 self._track_model_failures(record)
 
-        self._tasks = [asyncio.create_task(one(task, attempt))
-                       for task in generation.tasks for attempt in range(self.session.attempts)]
         try:
+            await self.factory.start()  # e.g. starts the embedded model server; may raise LamsimError
+            self._tasks = [asyncio.create_task(one(task, attempt))
+                           for task in generation.tasks for attempt in range(self.session.attempts)]
             results = await asyncio.gather(*self._tasks, return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):

@@ -159,7 +159,7 @@ class ModelAgentFactory:
         agent = ModelAgent(
             episode_id=episode_id, endpoint=endpoint, fmt=self.format, system_prompt=self.system_prompt,
             tools_native=self._tools_native, response_format=response_format,
-            seed=m.seed if m.seed is not None else seed, retries=self._retries[index], server=self.server,
+            seed=m.seed if m.seed is not None else seed % 2**31, retries=self._retries[index], server=self.server,
             request_lock=self._lock() if self.embedded else None,
             temperature_after_error=self.settings.temperature_after_error,
         )

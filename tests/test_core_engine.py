@@ -6,7 +6,6 @@ import json
 import pytest
 from packkit import ROOT, write_pack, write_session
 
-from lamsim_tui.agents import make_agent_factory
 from lamsim_tui.agents.replay import ReplayAgent
 from lamsim_tui.config import load_session
 from lamsim_tui.engine import Engine, EpisodeSettings, replay, run_episode
@@ -139,7 +138,9 @@ def _run(session, pack, n, seed, **kw):
         if isinstance(event, EpisodeFinished):
             records.append(event.trajectory)
 
-    engine = Engine(session, pack, make_agent_factory(session, pack), on_event=on_event, tasks=n, seed=seed, **kw)
+    from lamsim_tui.agents.scripted import ScriptedAgentFactory
+
+    engine = Engine(session, pack, ScriptedAgentFactory(session, pack), on_event=on_event, tasks=n, seed=seed, **kw)
     summary = asyncio.run(engine.run())
     return summary, records, events
 

@@ -29,7 +29,7 @@ def test_headless_run_of_scripted_session_never_imports_textual(tmp_path):
     code = (
         "import sys\n"
         "from lamsim_tui.cli import main\n"
-        f"rc = main(['run', 'sessions/pilot.yaml', '--headless', '-n', '3', '--store', {str(tmp_path / 'st')!r}])\n"
+        f"rc = main(['run', 'sessions/pilot.yaml', '--headless', '-n', '3', '--agent', 'scripted', '--store', {str(tmp_path / 'st')!r}])\n"
         "assert rc == 0, rc\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'litellm')]\n"
         "print('LOADED', bad)\n"

@@ -447,3 +447,66 @@ def test_a_step_after_an_error_is_sampled_warmer(project, server):
     assert temperatures == [0.0, 0.7, 0.0]
     assert second.usage["temperature"] == 0.7
     assert all(r["body"]["seed"] == 4 for r in server.requests), "the episode seed keeps it reproducible"
+
+
+# ----- through the engine --------------------------------------------------------------------
+
+
+def _engine(project, api_base, name, events, tasks=4, concurrency=1, retries=0):
+    from lamsim_tui.engine import Engine
+
+    path = write_session(project, f"""\
+        pack: mini
+        concurrency: {concurrency}
+        agent:
+          kind: model
+          models:
+            - {{model: openai/test-model, api_base: "{api_base}", timeout: 5, retries: {retries}}}
+        """, name=name)
+    session = load_session(path)
+    pack = load_pack(session.pack_dir())
+    return Engine(session, pack, ModelAgentFactory(session, pack), on_event=events.append, tasks=tasks)
+
+
+def test_a_dead_server_pauses_the_session_naming_model_and_address(project):
+    from lamsim_tui.events import SessionPaused
+
+    api_base = f"http://127.0.0.1:{closed_port()}/v1"
+    events: list = []
+    engine = _engine(project, api_base, "dead.yaml", events)
+
+    def stop_when_paused(event):
+        events.append(event)
+        if isinstance(event, SessionPaused):
+            engine.cancel()
+
+    engine.on_event = stop_when_paused
+    summary = run(engine.run())
+    paused = [e for e in events if isinstance(e, SessionPaused)]
+    assert len(paused) == 1
+    assert "openai/test-model" in paused[0].reason and api_base in paused[0].reason
+    assert summary.end_reasons["model.unreachable"] >= 3
+
+
+def test_cancelling_the_session_closes_streams_and_nothing_arrives_after(project, server):
+    from lamsim_tui.events import SessionFinished
+
+    server.default = Reply(text=CALL * 30, chunk_chars=2, chunk_delay=0.02)
+    events: list = []
+    engine = _engine(project, server.api_base, "cancel.yaml", events, tasks=3, concurrency=2)
+
+    async def go():
+        task = asyncio.create_task(engine.run())
+        while not any(isinstance(e, TextDelta) for e in events):
+            await asyncio.sleep(0.01)
+        engine.cancel()
+        summary = await task
+        finished_at = len(events)
+        await asyncio.sleep(0.3)
+        return summary, finished_at
+
+    summary, finished_at = run(go())
+    assert summary.cancelled
+    assert isinstance(events[finished_at - 1], SessionFinished)
+    assert len(events) == finished_at, "no event after the session finished"
+    assert server.wait_idle(5), "every stream was closed"

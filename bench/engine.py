@@ -2,8 +2,10 @@
 
     python bench/engine.py [--episodes 500] [--repeats 5] [--concurrency 4] [--no-store]
 
-Prints episodes per second and the engine's own time per step (feedback, tool execution, judge,
-filters, record building; no model time) as medians over repeats. Run it pinned to one core to
+Prints episodes per second and time per step as medians over repeats: "engine time" sums each
+step's time inside the engine (feedback, tool execution, judge, filters, record building; no model
+time; overlapping concurrent steps make it an over-estimate), "wall" and "CPU" divide the whole
+run (scripted agent and durable store writes included) by the number of steps. Run it pinned to one core to
 match the goal ("on one core"): `taskset -c 0 python bench/engine.py`.
 """
 
@@ -38,9 +40,9 @@ def one_run(session, pack, episodes: int, seed: int, use_store: bool) -> dict:
         t0 = time.perf_counter()
         engine.prepare()
         t_prepare = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         summary = asyncio.run(engine.run())
-        t_run = time.perf_counter() - t1
+        t_run, cpu_run = time.perf_counter() - t1, time.process_time() - c1
         if store is not None:
             assert store.count() == summary.episodes, "every episode must be stored"
             store.close()
@@ -51,6 +53,7 @@ def one_run(session, pack, episodes: int, seed: int, use_store: bool) -> dict:
         "run_s": t_run,
         "total_s": t_prepare + t_run,
         "engine_s": summary.engine_s,
+        "cpu_s": cpu_run,
     }
 
 
@@ -75,6 +78,7 @@ def main() -> int:
     eps_run = [r["episodes"] / r["run_s"] for r in runs]
     step_ms = [1000 * r["engine_s"] / r["steps"] for r in runs]
     wall_step_ms = [1000 * r["run_s"] / r["steps"] for r in runs]
+    cpu_step_ms = [1000 * r["cpu_s"] / r["steps"] for r in runs]
     print(f"default session, scripted agent, {args.episodes} episodes x {args.repeats} runs, "
           f"concurrency {args.concurrency}, store {'off' if args.no_store else 'on (durable)'}")
     print(f"episodes/s incl. task generation  median {statistics.median(eps_total):8.1f}  "
@@ -82,7 +86,9 @@ def main() -> int:
     print(f"episodes/s episodes only          median {statistics.median(eps_run):8.1f}")
     print(f"engine time per step (ms)         median {statistics.median(step_ms):8.3f}  "
           f"(min {min(step_ms):.3f}, max {max(step_ms):.3f})")
-    print(f"wall time per step (ms)           median {statistics.median(wall_step_ms):8.3f}")
+    print(f"wall time per step (ms)           median {statistics.median(wall_step_ms):8.3f}  "
+          "(all work incl. agent and store, divided by steps)")
+    print(f"CPU time per step (ms)            median {statistics.median(cpu_step_ms):8.3f}")
     print(f"mean steps per episode            {runs[0]['steps'] / runs[0]['episodes']:.2f}")
     return 0
 

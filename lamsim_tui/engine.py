@@ -377,7 +377,10 @@ class Engine:
         self._running.set()
         kept = self._kept_signatures()
         started = time.perf_counter()
-        semaphore = asyncio.Semaphore(self.session.concurrency)
+        # A model server that answers one request at a time (the embedded one) caps concurrency:
+        # interleaved episodes would wait on it against their time budget and spoil its prefix cache.
+        limit = min(self.session.concurrency, getattr(self.factory, "max_concurrency", None) or self.session.concurrency)
+        semaphore = asyncio.Semaphore(limit)
         total = len(generation.tasks) * self.session.attempts
         loop = asyncio.get_running_loop()
         pending_writes: list[asyncio.Future] = []
@@ -442,7 +445,7 @@ class Engine:
         if paraphrase is None:
             return task
         try:
-            text = await paraphrase(task.query)
+            text = await paraphrase(task.query, task.slots, episode_seed(self.seed, task.id, 0))
         except Exception:  # a failed paraphrase never costs the episode
             return task
         if not isinstance(text, str) or not text.strip() or not paraphrase_keeps_slots(text, task.slots):

@@ -279,7 +279,7 @@ def test_paraphrase_is_kept_only_when_every_slot_survives(mini):
     from lamsim_tui.agents.scripted import ScriptedAgentFactory
 
     class Paraphrasing(ScriptedAgentFactory):
-        async def paraphrase(self, query):
+        async def paraphrase(self, query, slots=None, seed=0):
             # Keeps the item id for one template, drops it for the other.
             return "Tell me: " + query if "colour is" in query else "Paint something, please."
 

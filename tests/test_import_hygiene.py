@@ -8,7 +8,8 @@ from packkit import ROOT
 
 CORE = ["lamsim_tui", "lamsim_tui.config", "lamsim_tui.packs", "lamsim_tui.tasks", "lamsim_tui.engine",
         "lamsim_tui.judge", "lamsim_tui.filters", "lamsim_tui.feedback", "lamsim_tui.agents.scripted",
-        "lamsim_tui.cli"]
+        "lamsim_tui.cli", "lamsim_tui.agents.model", "lamsim_tui.embedded", "lamsim_tui.store",
+        "lamsim_tui.review", "lamsim_tui.export", "lamsim_tui.stats"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:

@@ -26,7 +26,7 @@ import os
 import random
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -316,8 +316,12 @@ def export(
     seed: int = 0,
     include_unfinished: bool = False,
     string_arguments: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Write the export and its sidecar; returns the metadata (also written to `<out>.meta.json`)."""
+    """Write the export and its sidecar; returns the metadata (also written to `<out>.meta.json`).
+
+    ``progress(done, total)`` is called as records are converted (every 50 and at the end).
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}", where="--format", hint="formats: " + ", ".join(FORMATS))
     if split_by not in SPLIT_BY:
@@ -339,7 +343,9 @@ def export(
     ids: dict[str, list[str]] = {name: [] for name in paths}
     env = environment_secrets()
     dropped_steps = 0
-    for record in records:
+    for done, record in enumerate(records, 1):
+        if progress is not None and (done % 50 == 0 or done == len(records)):
+            progress(done, len(records))
         converted, dropped = convert(record, fmt, clean=clean, string_arguments=string_arguments)
         dropped_steps += dropped
         if eval_fraction is None:

@@ -236,3 +236,16 @@ def test_cli_export_and_stats(made, tmp_path):
         "export", "--store", str(made), "--format", "chat", "--split", "test=3", "--out", str(tmp_path / "z.jsonl")
     )
     assert out.returncode == 2 and "--split" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_export_reports_progress_up_to_the_total(made, tmp_path):
+    from lamsim_tui.export import export
+    from lamsim_tui.store import open_store
+
+    seen = []
+    with open_store(made, readonly=True) as store:
+        meta = export(store, tmp_path / "p.jsonl", fmt="chat", status=("pending", "filtered"),
+                      include_unfinished=True, progress=lambda done, total: seen.append((done, total)))
+    lines = (tmp_path / "p.jsonl").read_text().splitlines()
+    assert seen and seen[-1] == (len(lines), len(lines)), (seen, meta)
+    assert all(a[0] < b[0] for a, b in zip(seen, seen[1:]))

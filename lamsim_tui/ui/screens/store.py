@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 from textual import work
@@ -121,12 +120,10 @@ class StoreScreen(TrajectoryList):
         out = Path(choice.out)
         if not out.is_absolute():
             out = app.project_root / out
-        kwargs = {}
-        if "progress" in inspect.signature(export).parameters:
-            kwargs["progress"] = lambda done, total: app.call_from_thread(dialog.advance, done, total)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            meta = export(app.store, out, fmt=choice.fmt, status=choice.statuses, clean=choice.clean, **kwargs)
+            meta = export(app.store, out, fmt=choice.fmt, status=choice.statuses, clean=choice.clean,
+                          progress=lambda done, total: app.call_from_thread(dialog.advance, done, total))
         except (LamsimError, OSError) as exc:
             app.call_from_thread(dialog.dismiss, None)
             app.call_from_thread(app.notify, f"export failed: {exc}", severity="error", markup=False, timeout=12)

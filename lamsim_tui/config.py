@@ -119,9 +119,9 @@ class FeedbackSettings:
 
         for i, code in enumerate(self.disable):
             if code not in CODES and not any(c.startswith(code + ".") for c in CODES):
-                from lamsim_tui.schema_check import nearest
+                from lamsim_tui.feedback import nearest_names
 
-                close = nearest(code, CODES)
+                close = nearest_names(code, CODES)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 return ("disable", i), f"unknown feedback code {code!r}{hint}"
         return None

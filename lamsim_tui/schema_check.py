@@ -9,17 +9,13 @@ nested dataclasses, ``T | None`` and unions of the above.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
 from lamsim_tui.errors import ConfigError
+from lamsim_tui.feedback import nearest_names as nearest
 from lamsim_tui.yamlload import KeyPath, Located
-
-
-def nearest(name: str, options: typing.Iterable[str], n: int = 3) -> list[str]:
-    return difflib.get_close_matches(name, list(options), n=n, cutoff=0.5)
 
 
 def describe(tp: Any) -> str:

@@ -437,7 +437,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             string_arguments=args.string_arguments,
         )
     counts = meta["counts"]
-    files = ", ".join(f"{name}: {path}" for name, path in meta["files"].items())
+    named = meta["files"]
+    files = ", ".join(f"{name}: {path}" for name, path in named.items()) if len(named) > 1 else next(iter(named.values()))
     print(f"exported {counts['trajectories']} trajectories ({args.format}) to {files}")
     if counts["skipped_unfinished"]:
         print(

@@ -32,6 +32,9 @@ def test_live_session(snap_compare, tmp_path: Path):
         await run_session(pilot)
         await pilot.press("f")  # follow the newest episode (which one the panes follow is timing otherwise)
         await pilot.pause()
+        # The side panes redraw at a fixed rate: on a busy machine the last redraw may still be pending.
+        await wait_for(pilot, lambda: pilot.app.screen.settled, what="the live panes to finish drawing")
+        await pilot.pause()
 
     assert snap_compare(make_app(session, watch=False, snapshot=True, scripted_cps=0), terminal_size=SIZE,
                         run_before=run_before)

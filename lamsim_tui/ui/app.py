@@ -438,6 +438,22 @@ class LamsimApp(App[int]):
             rows.append(QueueRow.from_record(doc, seq))
         return rows
 
+    def undo_last_decision(self, *, select: bool = False) -> dict | None:
+        """Undo the store's last review decision (both review screens bind `u` to this)."""
+        from lamsim_tui import review
+
+        if self.store is None:
+            return None
+        try:
+            record, undone = review.undo(self.store)
+        except LamsimError as exc:
+            self.notify(str(exc), title="undo", severity="warning", markup=False)
+            return None
+        self.reviewed(record, select=record["id"] if select else None)
+        self.notify(f"undid {undone.get('action')} of {record['id'][:8]}: now {record.get('status')}", markup=False,
+                    timeout=3)
+        return record
+
     def reviewed(self, record: dict, select: str | None = None) -> None:
         """A decision (or undo) changed `record`: move it into or out of the queue."""
         record_id = record["id"]

@@ -284,6 +284,11 @@ class LiveScreen(Screen):
         if self.followed in changes.streamed:
             self._show_stream()  # a repaint of a fixed-size area: drawn with every batch
 
+    @property
+    def settled(self) -> bool:
+        """Nothing waits to be drawn (tests and snapshots wait for this instead of sleeping)."""
+        return not (self._dirty or self._progress_dirty or self._followed_dirty or self._episodes_dirty)
+
     def _mark(self, *, progress: bool = False, episodes: set[str] | None = None) -> None:
         self._progress_dirty = self._progress_dirty or progress
         if episodes:

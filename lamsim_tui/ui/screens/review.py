@@ -257,18 +257,7 @@ class ReviewScreen(TrajectoryList):
                                           placeholder="e.g. wrong-answer, loop"), decided)
 
     def action_undo(self) -> None:
-        from lamsim_tui import review
-
-        if self.app.store is None:
-            return
-        try:
-            record, undone = review.undo(self.app.store)
-        except LamsimError as exc:
-            self.notify(str(exc), title="undo", severity="warning", markup=False)
-            return
-        self.app.reviewed(record, select=record["id"])
-        self.notify(f"undid {undone.get('action')} of {record['id'][:8]}: now {record.get('status')}", markup=False,
-                    timeout=3)
+        self.app.undo_last_decision(select=True)
 
     def action_edit(self) -> None:
         from lamsim_tui.ui.screens.edit import EditScreen

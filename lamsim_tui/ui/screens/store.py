@@ -78,18 +78,8 @@ class StoreScreen(TrajectoryList):
         self.query_one("#list-bar", Static).update(doc)
 
     def action_undo(self) -> None:
-        from lamsim_tui import review
-
-        if self.app.store is None:
-            return
-        try:
-            record, undone = review.undo(self.app.store)
-        except LamsimError as exc:
-            self.notify(str(exc), title="undo", severity="warning", markup=False)
-            return
-        self.app.reviewed(record)
-        self.action_reload()
-        self.notify(f"undid {undone.get('action')} of {record['id'][:8]}: now {record.get('status')}", markup=False)
+        if self.app.undo_last_decision() is not None:
+            self.action_reload()
 
     # ----- export ------------------------------------------------------------------------------
     def action_export(self) -> None:

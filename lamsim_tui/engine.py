@@ -35,7 +35,7 @@ from lamsim_tui.events import (
 )
 from lamsim_tui.feedback import CODES, Finding, enabled, finding
 from lamsim_tui.filters import action_signature, failed_filters
-from lamsim_tui.judge import answers_match, check_answer_form, judge
+from lamsim_tui.judge import check_answer_form, judge
 from lamsim_tui.packs import Pack
 from lamsim_tui.runner import ToolRunner, render_findings
 from lamsim_tui.tasks import Generation, Task, TaskGenerator, template_weights, to_json_value
@@ -148,11 +148,8 @@ async def run_episode(
                 findings.append(problem)
             else:
                 answers_given += 1
-                correct = answers_match(task.answer_type, action.answer, task.gold_answer, task.tolerance)
-                if correct and task.judge_state:
-                    from lamsim_tui.judge import states_match
-
-                    correct = states_match(to_json_value(sb.changes()), task.gold_state, task.state_fields)[0]
+                answer_ok, state_ok, _ = judge(task, action.answer, True, to_json_value(sb.changes()))
+                correct = answer_ok and state_ok is not False
                 steps_left = budget.steps - index - 1
                 retry = (fb.reveal_wrong_answer and not correct and answers_given < fb.answer_attempts
                          and steps_left > 0 and enabled("answer.wrong", disabled))

@@ -158,7 +158,7 @@ class ToolRunner:
         parts = []
         if outcome.ok:
             parts.append(render_result(outcome.result, self.observation_chars))
-        shown = [f for f in [*outcome.findings, *extra]]
+        shown = [*outcome.findings, *extra]
         if shown:
             parts.append(render_findings(shown))
         return "\n".join(parts)

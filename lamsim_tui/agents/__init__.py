@@ -10,9 +10,9 @@ if TYPE_CHECKING:
     from lamsim_tui.packs import Pack
 
 
-def make_agent_factory(session: Session, pack: Pack, kind: str | None = None) -> AgentFactory:
-    """The factory for the session's agent kind (`--agent` overrides it). Imports lazily."""
-    kind = kind or session.agent.kind
+def make_agent_factory(session: Session, pack: Pack) -> AgentFactory:
+    """The factory for the session's agent kind. Imports lazily."""
+    kind = session.agent.kind
     if kind == "scripted":
         from lamsim_tui.agents.scripted import ScriptedAgentFactory
 

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lamsim_tui.agents.scripted import ScriptedAgentFactory  # noqa: E402
-from lamsim_tui.config import load_session  # noqa: E402
-from lamsim_tui.engine import Engine  # noqa: E402
 from lamsim_tui.packs import load_pack  # noqa: E402
+from lamsim_tui.session.config import load_session  # noqa: E402
+from lamsim_tui.simulator.engine import Engine  # noqa: E402
 
 
 def one_run(session, pack, episodes: int, seed: int, use_store: bool) -> dict:
@@ -69,8 +69,6 @@ def main() -> int:
     session_fields = {"concurrency": args.concurrency,
                       "agent": dataclasses.replace(session.agent, kind="scripted")}
     tuned = dataclasses.replace(session, **session_fields)
-    object.__setattr__(tuned, "source", session.source)
-    object.__setattr__(tuned, "root", session.root)
     pack = load_pack(tuned.pack_dir())
 
     runs = [one_run(tuned, pack, args.episodes, seed, not args.no_store) for seed in range(args.repeats)]

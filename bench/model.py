@@ -36,8 +36,6 @@ INVALID = ("format.", "tool.", "args.")
 
 def _with(session, **changes):
     new = dataclasses.replace(session, **changes)
-    object.__setattr__(new, "source", session.source)
-    object.__setattr__(new, "root", session.root)
     return new
 
 
@@ -50,10 +48,10 @@ def _pct(values: list[float], q: float) -> float:
 
 async def bench(args) -> dict:
     from lamsim_tui.agents.model import ModelAgentFactory
-    from lamsim_tui.config import load_session
-    from lamsim_tui.engine import Engine
     from lamsim_tui.events import EpisodeFinished
     from lamsim_tui.packs import load_pack
+    from lamsim_tui.session.config import load_session
+    from lamsim_tui.simulator.engine import Engine
 
     session = load_session(args.session)
     agent = dataclasses.replace(session.agent, kind="embedded", embedded_model=args.model or session.agent.embedded_model)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/store.py [--sizes 1000,10000,50000] [--accepts 200] [--plain-accepts 10]
 
-For each size it fills a store with realistic trajectories (`lamsim_tui.store.synthetic`, about
+For each size it fills a store with realistic trajectories (`lamsim_tui.testing.synthetic`, about
 11 KB of JSON each) and prints: time to open, time to list pending (what `lamsim review list
 --status pending` does: filter and one summary line each), and the median / 95th percentile / max of one durable accept (an fsync'd write, through
 `review.accept`). Plain TinyDB gets the same figures with the same records; because every one
@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tinydb import Query, TinyDB  # noqa: E402
 from tinydb.storages import JSONStorage  # noqa: E402
 
-from lamsim_tui.cli_review import list_rows, summary_line  # noqa: E402
-from lamsim_tui.review import accept  # noqa: E402
+from lamsim_tui.cli.review import list_rows, summary_line  # noqa: E402
+from lamsim_tui.curation.review import accept  # noqa: E402
 from lamsim_tui.store import open_store  # noqa: E402
-from lamsim_tui.store.synthetic import make_record  # noqa: E402
+from lamsim_tui.testing.synthetic import make_record  # noqa: E402
 
 
 def records(n: int, seed: int = 0, chunk: int = 500):

@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from lamsim_tui.ui.testing import make_project, wait_for, wait_ready
+from lamsim_tui.testing.ui import make_project, wait_for, wait_ready
 
 MODEL_SESSION_EXTRA = """\
 agent:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lamsim_tui.testing.ui import fill_store, make_project, scripted_records, wait_for, wait_ready
 from lamsim_tui.ui.app import make_app
-from lamsim_tui.ui.testing import fill_store, make_project, scripted_records, wait_for, wait_ready
 
 SIZE = (160, 48)
 
@@ -34,7 +34,7 @@ def filled(tmp_path: Path) -> tuple[Path, list[dict]]:
 
 
 def open_store_of(session: Path):
-    from lamsim_tui.config import load_session
+    from lamsim_tui.session.config import load_session
     from lamsim_tui.store import open_store
 
     return open_store(load_session(session).store_dir(), readonly=True)
@@ -416,7 +416,7 @@ def test_hot_reload_keeps_the_last_good_session(project: Path):
 def test_hot_reload_of_a_broken_pack_keeps_the_last_good_pack(tmp_path: Path):
     import shutil
 
-    from lamsim_tui.ui.testing import CRM_PACK
+    from lamsim_tui.testing.ui import CRM_PACK
 
     pack = tmp_path / "tools" / "crm"
     shutil.copytree(CRM_PACK, pack, ignore=shutil.ignore_patterns("__pycache__", "tests"))
@@ -537,7 +537,7 @@ def test_a_failing_agent_leaves_the_app_usable(project: Path):
 
 
 def test_a_store_locked_by_another_writer_is_reported(project: Path):
-    from lamsim_tui.config import load_session
+    from lamsim_tui.session.config import load_session
     from lamsim_tui.store import open_store
 
     holder = open_store(load_session(project).store_dir())
@@ -560,10 +560,10 @@ def test_long_observation_and_a_thousand_queued_stay_usable(tmp_path: Path):
     import random
 
     from lamsim_tui.store import open_store
-    from lamsim_tui.store.synthetic import make_record
+    from lamsim_tui.testing.synthetic import make_record
 
     session = make_project(tmp_path, tasks=2)
-    from lamsim_tui.config import load_session
+    from lamsim_tui.session.config import load_session
 
     rng = random.Random(3)
     big_id = None

@@ -3,8 +3,8 @@
 import pytest
 from packkit import lamsim, write_pack, write_session
 
-from lamsim_tui.config import load_session
 from lamsim_tui.errors import ConfigError
+from lamsim_tui.session.config import load_session
 
 
 def test_pilot_session_loads_with_documented_defaults():

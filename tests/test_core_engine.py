@@ -7,13 +7,13 @@ import pytest
 from packkit import ROOT, write_pack, write_session
 
 from lamsim_tui.agents.replay import ReplayAgent
-from lamsim_tui.config import load_session
-from lamsim_tui.engine import Engine, EpisodeSettings, replay, run_episode
 from lamsim_tui.events import EpisodeFinished, FeedbackGiven, Progress, StepProposed
-from lamsim_tui.feedback import AGENT_CODES, CODES
 from lamsim_tui.packs import load_pack
-from lamsim_tui.runner import ToolRunner
-from lamsim_tui.tasks import TaskGenerator, template_weights
+from lamsim_tui.session.config import load_session
+from lamsim_tui.simulator.engine import Engine, EpisodeSettings, replay, run_episode
+from lamsim_tui.simulator.feedback import AGENT_CODES, CODES
+from lamsim_tui.simulator.runner import ToolRunner
+from lamsim_tui.simulator.tasks import TaskGenerator, template_weights
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def mini(tmp_path):
 
 
 def _task(pack, template, **slots):
-    from lamsim_tui.tasks import make_task
+    from lamsim_tui.simulator.tasks import make_task
 
     return make_task(pack, pack.templates[template], slots, ToolRunner(pack))
 
@@ -76,7 +76,7 @@ def test_format_answer_and_budget_findings(mini):
     assert codes(result) == [["format.schema"], ["answer.missing"], ["answer.wrong"], []]
     assert result["final_answer"] == "red" and result["verdict"]["success"]
 
-    from lamsim_tui.config import BudgetSettings, FeedbackSettings
+    from lamsim_tui.session.config import BudgetSettings, FeedbackSettings
 
     result, _ = _episode(pack, task, [{"tool": "get_item", "arguments": {"item_id": f"I-0{i}"}} for i in range(1, 5)],
                          budget=BudgetSettings(steps=3, warn_steps_left=1))
@@ -103,7 +103,7 @@ def test_state_task_is_judged_on_final_state(mini):
         {"tool": "set_colour", "arguments": {"item_id": "I-05", "colour": "blue"}},
         {"tool": "set_colour", "arguments": {"item_id": "I-06", "colour": "green"}},
         {"type": "finish", "answer": "blue"},
-    ], feedback=__import__("lamsim_tui.config", fromlist=["x"]).FeedbackSettings(reveal_wrong_answer=False))
+    ], feedback=__import__("lamsim_tui.session.config", fromlist=["x"]).FeedbackSettings(reveal_wrong_answer=False))
     verdict = result["verdict"]
     assert verdict["answer_correct"] is True and verdict["state_correct"] is False and not verdict["success"]
     assert any("I-06" in r and "did not require" in r for r in verdict["reasons"])
@@ -256,7 +256,7 @@ def test_code_table_is_complete():
 def test_time_budget_ends_a_slow_episode_with_a_finding(mini):
     _, pack = mini
     from lamsim_tui.agents.scripted import ScriptedAgent
-    from lamsim_tui.config import BudgetSettings
+    from lamsim_tui.session.config import BudgetSettings
 
     task = _task(pack, "item_colour", item_id="I-03")
     import random

@@ -7,10 +7,11 @@ from typing import Annotated, Literal, TypedDict
 import pytest
 from packkit import MINI_TEMPLATES, MINI_TOOLS, lamsim, write_pack, write_session
 
-from lamsim_tui.actions import ToolCall
 from lamsim_tui.errors import PackError
-from lamsim_tui.packs import Sandbox, derive_tool, load_pack, tool
-from lamsim_tui.runner import ToolRunner
+from lamsim_tui.packs import Sandbox, load_pack, tool
+from lamsim_tui.packs.authoring import derive_tool
+from lamsim_tui.simulator.actions import ToolCall
+from lamsim_tui.simulator.runner import ToolRunner
 
 
 class Address(TypedDict):
@@ -177,7 +178,7 @@ def test_schema_keywords_work_inside_optional_arguments(tmp_path):
 
     spec = derive_tool(page, tmp_path / "tools.py")
     assert spec.parameters["properties"]["size"] == {"type": ["integer", "null"], "minimum": 1, "maximum": 20}
-    from lamsim_tui.feedback import check_object
+    from lamsim_tui.simulator.arguments import check_object
 
     assert check_object("page", spec.parameters, {"size": 50}).code == "args.invalid"
     assert check_object("page", spec.parameters, {"size": None}) is None

@@ -239,8 +239,8 @@ def test_list_cases_caps_rows_and_reports_matches(pack):
 
 def test_gold_programs_pass_the_agent_execution_path(pack):
     """Gold calls also pass the argument validation an agent's calls get (as in `lamsim check`)."""
-    tasks = pytest.importorskip("lamsim_tui.tasks")
-    runner_mod = pytest.importorskip("lamsim_tui.runner")
+    tasks = pytest.importorskip("lamsim_tui.simulator.tasks")
+    runner_mod = pytest.importorskip("lamsim_tui.simulator.runner")
     runner = runner_mod.ToolRunner(pack)
     for template in pack.templates.values():
         for seed in range(10):

@@ -4,8 +4,8 @@ import re
 
 from packkit import ROOT
 
-from lamsim_tui.config import session_schema_markdown
-from lamsim_tui.feedback import CODES, code_table_markdown
+from lamsim_tui.session.config import session_schema_markdown
+from lamsim_tui.simulator.feedback import CODES, code_table_markdown
 
 
 def _generated(path):

@@ -15,7 +15,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from packkit import ROOT
 from storekit import engine_store, records
 
-from lamsim_tui.export import ExportError, export, is_rejected, meta_path
+from lamsim_tui.curation.export import ExportError, export, is_rejected, meta_path
 from lamsim_tui.store import STATUSES, open_store
 
 datasets = pytest.importorskip("datasets")
@@ -167,7 +167,7 @@ def test_split_keeps_templates_apart_and_the_sidecar_says_what_is_where(made, tm
             store, tmp_path / "t.jsonl", fmt="chat", status=STATUSES, eval_fraction=0.25, split_by="task", seed=1
         )
         with pytest.raises(ExportError, match="between 0 and 1"):
-            from lamsim_tui.export import parse_split
+            from lamsim_tui.curation.export import parse_split
 
             parse_split("eval=1.5")
     train, evaluation = tmp_path / "data.train.jsonl", tmp_path / "data.eval.jsonl"
@@ -239,7 +239,7 @@ def test_cli_export_and_stats(made, tmp_path):
 
 
 def test_export_reports_progress_up_to_the_total(made, tmp_path):
-    from lamsim_tui.export import export
+    from lamsim_tui.curation.export import export
     from lamsim_tui.store import open_store
 
     seen = []

@@ -4,7 +4,7 @@ import json
 
 from packkit import lamsim
 
-from lamsim_tui.feedback import AGENT_CODES
+from lamsim_tui.simulator.feedback import AGENT_CODES
 
 
 def _listed(store):

@@ -6,10 +6,10 @@ import sys
 
 from packkit import ROOT
 
-CORE = ["lamsim_tui", "lamsim_tui.config", "lamsim_tui.packs", "lamsim_tui.tasks", "lamsim_tui.engine",
-        "lamsim_tui.judge", "lamsim_tui.filters", "lamsim_tui.feedback", "lamsim_tui.agents.scripted",
-        "lamsim_tui.cli", "lamsim_tui.agents.model", "lamsim_tui.embedded", "lamsim_tui.store",
-        "lamsim_tui.review", "lamsim_tui.export", "lamsim_tui.stats"]
+CORE = ["lamsim_tui", "lamsim_tui.session.config", "lamsim_tui.packs", "lamsim_tui.simulator.tasks", "lamsim_tui.simulator.engine",
+        "lamsim_tui.simulator.judge", "lamsim_tui.simulator.filters", "lamsim_tui.simulator.feedback", "lamsim_tui.agents.scripted",
+        "lamsim_tui.cli", "lamsim_tui.agents.model", "lamsim_tui.agents.embedded.server", "lamsim_tui.store",
+        "lamsim_tui.curation.review", "lamsim_tui.curation.export", "lamsim_tui.curation.stats"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:

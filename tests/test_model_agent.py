@@ -10,13 +10,13 @@ import pytest
 from openai_server import OpenAIServer, Reply, closed_port
 from packkit import write_pack, write_session
 
-from lamsim_tui.actions import Finish, ToolCall
 from lamsim_tui.agents.base import EpisodeView, ModelFailure, StepView
 from lamsim_tui.agents.model import ModelAgentFactory
-from lamsim_tui.config import load_session
 from lamsim_tui.errors import ConfigError
 from lamsim_tui.events import TextDelta
 from lamsim_tui.packs import load_pack
+from lamsim_tui.session.config import load_session
+from lamsim_tui.simulator.actions import Finish, ToolCall
 
 CALL = '{"thought": "look it up", "tool": "get_item", "arguments": {"item_id": "I-01"}}'
 FINISH = '{"thought": "known", "tool": "finish", "arguments": {"answer": "green"}}'
@@ -453,7 +453,7 @@ def test_a_step_after_an_error_is_sampled_warmer(project, server):
 
 
 def _engine(project, api_base, name, events, tasks=4, concurrency=1, retries=0):
-    from lamsim_tui.engine import Engine
+    from lamsim_tui.simulator.engine import Engine
 
     path = write_session(project, f"""\
         pack: mini

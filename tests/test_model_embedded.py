@@ -21,17 +21,10 @@ from pathlib import Path
 import pytest
 from packkit import ROOT
 
-from lamsim_tui import embedded
-from lamsim_tui.embedded import (
-    EmbeddedServer,
-    KnownModel,
-    ModelNotInstalled,
-    WeightPackage,
-    join_parts,
-    parse_server_log,
-    resolve_gguf,
-    verify,
-)
+from lamsim_tui.agents.embedded import catalogue, server, weights
+from lamsim_tui.agents.embedded.catalogue import KnownModel, WeightPackage
+from lamsim_tui.agents.embedded.server import EmbeddedServer, parse_server_log
+from lamsim_tui.agents.embedded.weights import ModelNotInstalled, join_parts, resolve_gguf, verify
 from lamsim_tui.errors import ConfigError
 
 PREFERENCE = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")  # fastest first
@@ -40,7 +33,7 @@ PREFERENCE = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")  # fas
 def installed_model(names=PREFERENCE) -> str:
     """The first installed model among `names`, or skip the test saying what to install."""
     try:
-        embedded.check_runtime()
+        server.check_runtime()
     except ModelNotInstalled:
         pytest.skip("llama-cpp-python[server] is not installed: run scripts/install-model")
     for name in names:
@@ -77,10 +70,10 @@ def test_parts_join_into_a_verified_file(tmp_path):
     join_parts(model, parts, target, progress=lambda i, n: seen.append((i, n)))
     assert target.read_bytes() == b"GGUF" + b"a" * 1000 + b"b" * 777 + b"c" * 5
     assert seen[-1] == (3, 3)
-    assert embedded.is_verified(target, model.gguf_sha256)
+    assert weights.is_verified(target, model.gguf_sha256)
     verify(target, model.gguf_sha256)  # from the stamp: no re-hash needed
     target.write_bytes(target.read_bytes()[:-1] + b"X")  # changed after verification
-    assert not embedded.is_verified(target, model.gguf_sha256)
+    assert not weights.is_verified(target, model.gguf_sha256)
     with pytest.raises(ModelNotInstalled, match="does not match"):
         verify(target, model.gguf_sha256)
 
@@ -96,7 +89,7 @@ def test_a_wrong_join_leaves_no_file(tmp_path):
 
 def test_missing_weights_say_what_to_do(tmp_path, monkeypatch):
     model, _ = _fake_model(tmp_path, [b"GGUF"])
-    monkeypatch.setitem(embedded.MODELS, model.name, model)
+    monkeypatch.setitem(catalogue.MODELS, model.name, model)
     monkeypatch.setenv("LAMSIM_MODELS_DIR", str(tmp_path / "empty"))
     with pytest.raises(ModelNotInstalled) as info:
         resolve_gguf("fake-model")
@@ -132,7 +125,7 @@ def test_missing_runtime_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.startswith("llama_cpp") else real(name, *a))
     with pytest.raises(ModelNotInstalled, match="llama-cpp-python") as info:
-        embedded.check_runtime()
+        server.check_runtime()
     assert "scripts/install-model" in str(info.value)
 
 
@@ -164,12 +157,12 @@ def test_server_log_figures():
 
 
 def test_status_command_lists_models():
-    proc = subprocess.run([sys.executable, "-m", "lamsim_tui.embedded", "status"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "lamsim_tui", "model", "status"], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert proc.returncode == 0
-    for name in embedded.MODELS:
+    for name in catalogue.MODELS:
         assert name in proc.stdout
-    req = subprocess.run([sys.executable, "-m", "lamsim_tui.embedded", "requirements", "qwen2.5-coder-1.5b"],
+    req = subprocess.run([sys.executable, "-m", "lamsim_tui", "model", "requirements", "qwen2.5-coder-1.5b"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
     assert req.count("--hash=sha256:") == 22
 
@@ -232,7 +225,6 @@ def test_no_orphan_server_when_lamsim_is_killed(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import asyncio, sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from lamsim_tui.embedded import EmbeddedServer, resolve_gguf
         server = EmbeddedServer(model_path=resolve_gguf({name!r})[0], n_ctx=1024)
         asyncio.run(server.start())
         print(server.process.pid, server.port, flush=True)
@@ -296,9 +288,9 @@ def test_constrained_step_on_the_real_model_is_a_valid_action(tmp_path):
 
     from lamsim_tui.agents.base import EpisodeView
     from lamsim_tui.agents.model import ModelAgentFactory
-    from lamsim_tui.config import load_session
     from lamsim_tui.events import TextDelta
     from lamsim_tui.packs import load_pack
+    from lamsim_tui.session.config import load_session
 
     write_pack(tmp_path)
     session = load_session(write_session(tmp_path, f"""\
@@ -333,7 +325,7 @@ def test_constrained_step_on_the_real_model_is_a_valid_action(tmp_path):
 @pytest.mark.model
 def test_headless_pilot_stores_three_model_made_trajectories(tmp_path):
     """The issue's end-to-end check, on the default model (several minutes on 2 CPU cores)."""
-    installed_model((embedded.DEFAULT_MODEL,))
+    installed_model((catalogue.DEFAULT_MODEL,))
     store = tmp_path / "store"
     proc = subprocess.run([sys.executable, "-m", "lamsim_tui", "run", "sessions/pilot.yaml", "--headless", "-n", "3",
                            "--agent", "embedded", "--store", str(store), "--json"], cwd=ROOT, capture_output=True,
@@ -350,7 +342,7 @@ def test_headless_pilot_stores_three_model_made_trajectories(tmp_path):
     assert len(records) == 3
     for record in records:
         assert record["agent"]["kind"] == "embedded"
-        assert record["agent"]["model"] == f"embedded:{embedded.DEFAULT_MODEL}"
+        assert record["agent"]["model"] == f"embedded:{catalogue.DEFAULT_MODEL}"
         model_steps = [s for s in record["steps"] if s["raw"]]
         assert model_steps, f"no model-made step in {record['id']} ({record['end_reason']})"
         assert all(s["usage"].get("completion_tokens", 0) > 0 for s in model_steps)

@@ -63,7 +63,7 @@ def test_model_modules_import_without_litellm_or_llama_cpp():
 
     from packkit import ROOT
 
-    code = ("import sys, lamsim_tui.agents.model, lamsim_tui.embedded, lamsim_tui.agents.llm\n"
+    code = ("import sys, lamsim_tui.agents.model, lamsim_tui.agents.embedded.server, lamsim_tui.agents.llm\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('litellm', 'llama_cpp', 'openai')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", "litellm is imported lazily, when the agent starts"

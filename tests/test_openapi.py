@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lamsim_tui.actions import ToolCall
 from lamsim_tui.packs import load_pack
-from lamsim_tui.runner import ToolRunner
+from lamsim_tui.simulator.actions import ToolCall
+from lamsim_tui.simulator.runner import ToolRunner
 
 LAMSIM = str(Path(sys.executable).parent / "lamsim")
 PETSTORE = Path(__file__).resolve().parent / "data" / "petstore.yaml"

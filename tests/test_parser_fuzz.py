@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packkit import write_pack
 
-from lamsim_tui.actions import FINISH, Finish, Parsed, ToolCall, parse_json_action, parse_native_call
-from lamsim_tui.feedback import CODES, Finding
-from lamsim_tui.judge import check_answer_form
 from lamsim_tui.packs import load_pack
-from lamsim_tui.runner import ToolRunner
+from lamsim_tui.simulator.actions import FINISH, Finish, Parsed, ToolCall, parse_json_action, parse_native_call
+from lamsim_tui.simulator.feedback import CODES, Finding
+from lamsim_tui.simulator.judge import check_answer_form
+from lamsim_tui.simulator.runner import ToolRunner
 
 TOOL_NAMES = ["get_item", "set_colour", FINISH, "get_itme", "", " get_item ", "[bold]x[/]", "\x1b[31mred"]
 ANSWER_TYPES = ["number", "text", "list", "set", "bool", "date", "json"]

@@ -12,8 +12,7 @@ import pytest
 from packkit import ROOT
 from storekit import copy_store, engine_store
 
-from lamsim_tui.engine import replay
-from lamsim_tui.review import (
+from lamsim_tui.curation.review import (
     EditRefused,
     ReviewError,
     accept,
@@ -24,7 +23,8 @@ from lamsim_tui.review import (
     history,
     undo,
 )
-from lamsim_tui.stats import compute
+from lamsim_tui.curation.stats import compute
+from lamsim_tui.simulator.engine import replay
 from lamsim_tui.store import open_store
 
 
@@ -169,7 +169,7 @@ def test_a_forced_edit_needs_a_note_and_is_recorded_as_forced(store_dir):
 def test_editable_json_round_trips_to_the_same_actions(store_dir):
     with open_store(store_dir, readonly=True) as store:
         record = _first(store, "pending", "paint")
-    from lamsim_tui.review import actions_from_editable, parse_editable
+    from lamsim_tui.curation.review import actions_from_editable, parse_editable
 
     data = parse_editable(editable_text(record), where="x.json")
     actions = actions_from_editable(data)
@@ -263,7 +263,7 @@ def test_cli_refused_edit_and_busy_store_are_one_clear_message(store_dir, tmp_pa
 def test_cli_show_never_passes_terminal_escapes_through(tmp_path):
     import random
 
-    from lamsim_tui.store.synthetic import make_record
+    from lamsim_tui.testing.synthetic import make_record
 
     record = make_record(random.Random(3), 0)
     record["steps"][0]["thought"] = "\x1b[2J\x1b[31mred alert\x1b[0m"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lamsim_tui.testing.ui import fill_store, make_project, run_session, scripted_records, wait_for, wait_ready
 from lamsim_tui.ui.app import make_app
-from lamsim_tui.ui.testing import fill_store, make_project, run_session, scripted_records, wait_for, wait_ready
 
 SIZE = (160, 48)
 

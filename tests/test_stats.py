@@ -12,10 +12,10 @@ from collections import Counter
 from packkit import ROOT
 from storekit import copy_store, engine_store
 
-from lamsim_tui.review import accept, discard
-from lamsim_tui.stats import compute, format_table
+from lamsim_tui.curation.review import accept, discard
+from lamsim_tui.curation.stats import compute, format_table
 from lamsim_tui.store import open_store
-from lamsim_tui.store.synthetic import make_record
+from lamsim_tui.testing.synthetic import make_record
 
 
 def test_stats_match_the_records(tmp_path):

@@ -18,7 +18,7 @@ from tinydb import Query
 from lamsim_tui.errors import StoreError
 from lamsim_tui.store import open_store
 from lamsim_tui.store.storage import SNAPSHOT, JournalDB, JournalStorage, encode_line, journal_name
-from lamsim_tui.store.synthetic import make_record
+from lamsim_tui.testing.synthetic import make_record
 
 
 def recs(n: int, seed: int = 1, **kw) -> list[dict]:
@@ -395,7 +395,7 @@ def test_check_and_salvage_recover_what_is_readable(tmp_path):
 
     def run(*args):
         return subprocess.run(
-            [sys.executable, "-m", "lamsim_tui.store", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "lamsim_tui", "store", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
         )
 
     check = run("check", str(path))

@@ -21,8 +21,8 @@ from lamsim_tui.store import open_store
 WRITER = r"""
 import random, sys
 from lamsim_tui.store import open_store
-from lamsim_tui.store.synthetic import make_record
-from lamsim_tui.review import accept
+from lamsim_tui.testing.synthetic import make_record
+from lamsim_tui.curation.review import accept
 
 path, seed = sys.argv[1], int(sys.argv[2])
 rng = random.Random(seed)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lamsim_tui.judge import states_match
 from lamsim_tui.packs import ToolError, load_pack
-from lamsim_tui.runner import ToolRunner
-from lamsim_tui.tasks import check_templates, make_task, sample_slots
+from lamsim_tui.simulator.judge import states_match
+from lamsim_tui.simulator.runner import ToolRunner
+from lamsim_tui.simulator.tasks import check_templates, make_task, sample_slots
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK_DIR = ROOT / "tools" / "travel"

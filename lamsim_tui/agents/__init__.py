@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lamsim_tui.agents.base import AgentFactory
-    from lamsim_tui.config import Session
     from lamsim_tui.packs import Pack
+    from lamsim_tui.session.config import Session
 
 
 def make_agent_factory(session: Session, pack: Pack) -> AgentFactory:

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lamsim_tui.actions import Parsed
+from lamsim_tui.simulator.actions import Parsed
 
 if TYPE_CHECKING:
     from lamsim_tui.events import Event
     from lamsim_tui.packs import ToolSpec
-    from lamsim_tui.tasks import Task
+    from lamsim_tui.simulator.tasks import Task
 
 
 @dataclass

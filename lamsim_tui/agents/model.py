@@ -18,19 +18,19 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lamsim_tui.actions import Parsed, parse_json_action, parse_native_call
 from lamsim_tui.agents import prompts
 from lamsim_tui.agents.base import AgentTurn, EpisodeView, ModelFailure
 from lamsim_tui.agents.llm import Endpoint, cost_usd, load_litellm, stream_completion
 from lamsim_tui.errors import ConfigError
 from lamsim_tui.events import TextDelta
-from lamsim_tui.feedback import finding
+from lamsim_tui.simulator.actions import Parsed, parse_json_action, parse_native_call
+from lamsim_tui.simulator.feedback import finding
 
 if TYPE_CHECKING:
-    from lamsim_tui.config import ModelSettings, Session
-    from lamsim_tui.embedded import EmbeddedServer
+    from lamsim_tui.agents.embedded.server import EmbeddedServer
     from lamsim_tui.events import Event
     from lamsim_tui.packs import Pack
+    from lamsim_tui.session.config import ModelSettings, Session
 
 EMBEDDED_MODEL = "openai/local-agent"
 BACKOFF_S = 0.5
@@ -118,11 +118,12 @@ class ModelAgentFactory:
         self._started = True
 
     async def _start_embedded(self) -> None:
-        from lamsim_tui import embedded
+        from lamsim_tui.agents.embedded import server as embedded
+        from lamsim_tui.agents.embedded.weights import resolve_gguf
 
         settings = self.settings
         embedded.check_runtime()
-        path, known = await asyncio.to_thread(embedded.resolve_gguf, settings.embedded_model)
+        path, known = await asyncio.to_thread(resolve_gguf, settings.embedded_model)
         self.server = embedded.EmbeddedServer(
             model_path=path, n_ctx=settings.embedded_context,
             threads=settings.embedded_threads or embedded.default_threads(),
@@ -136,7 +137,7 @@ class ModelAgentFactory:
             "context": settings.embedded_context,
             "threads": self.server.threads,
         }
-        from lamsim_tui.config import ModelSettings
+        from lamsim_tui.session.config import ModelSettings
 
         model = ModelSettings(model=EMBEDDED_MODEL, api_base=self.server.api_base,
                               temperature=settings.embedded_temperature, max_tokens=settings.embedded_max_tokens,

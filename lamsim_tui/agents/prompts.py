@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from lamsim_tui.actions import FINISH
+from lamsim_tui.simulator.actions import FINISH
 
 if TYPE_CHECKING:
     from lamsim_tui.agents.base import StepView

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lamsim_tui.actions import Finish, Parsed, ToolCall, render_json_action
 from lamsim_tui.agents.base import AgentTurn, EpisodeView
-from lamsim_tui.feedback import finding
+from lamsim_tui.simulator.actions import Finish, Parsed, ToolCall, render_json_action
+from lamsim_tui.simulator.feedback import finding
 
 
 class ReplayAgent:

@@ -15,9 +15,9 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
-from lamsim_tui.actions import parse_json_action, render_json_action
 from lamsim_tui.agents.base import AgentTurn, EpisodeView
 from lamsim_tui.events import TextDelta
+from lamsim_tui.simulator.actions import parse_json_action, render_json_action
 
 # Mistakes made before a gold call, and (separately) before the final answer.
 CALL_MISTAKES = ("misspell", "missing_arg", "wrong_type", "bad_enum", "extra_arg", "out_of_range",

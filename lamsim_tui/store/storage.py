@@ -49,8 +49,8 @@ SNAPSHOT = "store.snapshot.jsonl"
 LOCK = "writer.lock"
 
 RECOVERY_HINT = (
-    "nothing was changed. Keep a copy of the folder. `python -m lamsim_tui.store check DIR` lists every "
-    "damaged line; `python -m lamsim_tui.store salvage DIR NEWDIR` copies every readable record into a new "
+    "nothing was changed. Keep a copy of the folder. `lamsim store check DIR` lists every "
+    "damaged line; `lamsim store salvage DIR NEWDIR` copies every readable record into a new "
     "store (see docs/store.md, 'Recovery')."
 )
 

@@ -42,7 +42,7 @@ def migrate(record: dict, *, where: str) -> dict:
         raise StoreError(
             f"record {record.get('id')} has no schema_version",
             where=where,
-            hint="it was not written by lamsim; remove it with `python -m lamsim_tui.store salvage`",
+            hint="it was not written by lamsim; remove it with `lamsim store salvage`",
         )
     if version > RECORD_VERSION:
         raise StoreError(

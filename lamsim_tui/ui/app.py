@@ -163,7 +163,7 @@ class LamsimApp(App[int]):
         return dict(APP_VARIABLES)
 
     def _load_session_now(self) -> bool:
-        from lamsim_tui.config import load_session
+        from lamsim_tui.session.config import load_session
 
         try:
             self.session = load_session(self.session_path)
@@ -175,8 +175,6 @@ class LamsimApp(App[int]):
             import dataclasses
 
             session = dataclasses.replace(self.session, tasks=self.tasks_override)
-            object.__setattr__(session, "source", self.session.source)
-            object.__setattr__(session, "root", self.session.root)
             self.session = session
         self.title = f"lamsim · {self.session.session_name}"
         return True
@@ -333,7 +331,7 @@ class LamsimApp(App[int]):
 
     @work(group="engine", exclusive=True, exit_on_error=False, name="session run")
     async def run_engine(self, session, pack) -> None:
-        from lamsim_tui.engine import Engine
+        from lamsim_tui.simulator.engine import Engine
 
         try:
             factory = await asyncio.to_thread(self.make_factory, session, pack)
@@ -440,7 +438,7 @@ class LamsimApp(App[int]):
 
     def undo_last_decision(self, *, select: bool = False) -> dict | None:
         """Undo the store's last review decision (both review screens bind `u` to this)."""
-        from lamsim_tui import review
+        from lamsim_tui.curation import review
 
         if self.store is None:
             return None
@@ -503,7 +501,7 @@ class LamsimApp(App[int]):
         self.reload_session()
 
     def reload_session(self) -> None:
-        from lamsim_tui.config import load_session
+        from lamsim_tui.session.config import load_session
 
         old = self.session
         try:

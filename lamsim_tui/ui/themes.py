@@ -61,7 +61,7 @@ class ThemeError(LamsimError):
 
 
 def load_theme_file(path: Path) -> Theme:
-    from lamsim_tui.yamlload import load_yaml
+    from lamsim_tui.session.yamlload import load_yaml
 
     located = load_yaml(path, ThemeError)
     data = located.data

@@ -51,7 +51,7 @@ class EditScreen(Screen[dict | None]):
         self.codes: list[str] = []
 
     def original_text(self) -> str:
-        from lamsim_tui import review
+        from lamsim_tui.curation import review
 
         return review.editable_text(self.record)
 
@@ -100,7 +100,7 @@ class EditScreen(Screen[dict | None]):
         self.query_one("#edit-status", Static).update(lit(text, style))
 
     def _parse(self) -> dict | None:
-        from lamsim_tui import review
+        from lamsim_tui.curation import review
 
         try:
             return review.parse_editable(self.text, where="edit")
@@ -123,8 +123,8 @@ class EditScreen(Screen[dict | None]):
 
     @work(group="edit-replay", exclusive=True, exit_on_error=False, name="replay the edit")
     async def run_replay(self, edited: dict, text: str) -> None:
-        from lamsim_tui import review
-        from lamsim_tui.engine import areplay
+        from lamsim_tui.curation import review
+        from lamsim_tui.simulator.engine import areplay
 
         actions = review.actions_from_editable(edited)
         pack = self.app.pack if self.app.pack is not None and self.app.pack.name == self.record["pack"]["name"] else None
@@ -190,7 +190,7 @@ class EditScreen(Screen[dict | None]):
                                           required=True), noted)
 
     def _commit(self, *, force: bool, note: str | None) -> None:
-        from lamsim_tui import review
+        from lamsim_tui.curation import review
 
         store = self.app.store
         if store is None:

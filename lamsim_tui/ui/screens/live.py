@@ -30,7 +30,7 @@ STATE_LABEL = {
 
 
 def _severity(code: str) -> str:
-    from lamsim_tui.feedback import CODES
+    from lamsim_tui.simulator.feedback import CODES
 
     spec = CODES.get(code)
     return spec.severity if spec else "info"

@@ -1,5 +1,5 @@
 """The review queue: pending trajectories first, then filtered ones, with the selected one in
-detail. Every decision goes through `lamsim_tui.review`, the same functions as `lamsim review`."""
+detail. Every decision goes through `lamsim_tui.curation.review`, the same functions as `lamsim review`."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ class TrajectoryList(Screen):
 
     # ----- filter ------------------------------------------------------------------------------
     def action_filter(self) -> None:
-        from lamsim_tui.feedback import CODES
+        from lamsim_tui.simulator.feedback import CODES
         from lamsim_tui.ui.screens.modals import FilterScreen
 
         app = self.app
@@ -220,7 +220,7 @@ class ReviewScreen(TrajectoryList):
         return None
 
     def action_accept(self) -> None:
-        from lamsim_tui import review
+        from lamsim_tui.curation import review
 
         record_id = self._ready()
         if record_id is None:
@@ -241,7 +241,7 @@ class ReviewScreen(TrajectoryList):
             return
 
         def decided(reason: str | None) -> None:
-            from lamsim_tui import review
+            from lamsim_tui.curation import review
 
             if reason is None:
                 return

@@ -1,4 +1,4 @@
-"""Statistics of the store (`lamsim_tui.stats.compute`, as `lamsim stats`): rates, findings by
+"""Statistics of the store (`lamsim_tui.curation.stats.compute`, as `lamsim stats`): rates, findings by
 code as a bar chart, and a row per template."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _pct(value: float | None) -> str:
 
 
 def _severity(code: str) -> str:
-    from lamsim_tui.feedback import CODES
+    from lamsim_tui.simulator.feedback import CODES
 
     spec = CODES.get(code)
     return severity_style(spec.severity if spec else "info")
@@ -76,7 +76,7 @@ class StatsScreen(Screen):
 
     @work(thread=True, group="stats", exclusive=True, exit_on_error=False, name="statistics")
     def compute(self) -> None:
-        from lamsim_tui.stats import compute
+        from lamsim_tui.curation.stats import compute
 
         stats = compute(self.app.store)
         self.app.call_from_thread(self._show, stats)

@@ -83,7 +83,7 @@ class StoreScreen(TrajectoryList):
 
     # ----- export ------------------------------------------------------------------------------
     def action_export(self) -> None:
-        from lamsim_tui.export import FORMATS
+        from lamsim_tui.curation.export import FORMATS
         from lamsim_tui.ui.screens.modals import ExportScreen
 
         app = self.app
@@ -101,7 +101,7 @@ class StoreScreen(TrajectoryList):
 
     @work(thread=True, group="export", exclusive=True, exit_on_error=False, name="export")
     def run_export(self, choice) -> None:
-        from lamsim_tui.export import export
+        from lamsim_tui.curation.export import export
         from lamsim_tui.ui.screens.modals import ProgressDialog
 
         app = self.app

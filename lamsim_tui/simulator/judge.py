@@ -13,7 +13,7 @@ import unicodedata
 from datetime import date, datetime
 from typing import Any
 
-from lamsim_tui.feedback import Finding, finding
+from lamsim_tui.simulator.feedback import Finding, finding
 
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
 _TYPE_WORDS = {"number": "a number", "bool": "true or false", "date": "a date (YYYY-MM-DD)",

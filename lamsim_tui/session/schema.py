@@ -14,8 +14,8 @@ import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
 from lamsim_tui.errors import ConfigError
-from lamsim_tui.feedback import nearest_names as nearest
-from lamsim_tui.yamlload import KeyPath, Located
+from lamsim_tui.names import nearest_names as nearest
+from lamsim_tui.session.yamlload import KeyPath, Located
 
 
 def describe(tp: Any) -> str:
@@ -144,7 +144,7 @@ class Builder:
         if not isinstance(value, dict):
             self.fail(key_path, f"expected a mapping of settings, got {_type_name(value)}")
         hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")}
         for key in value:
             if key not in fields:
                 close = nearest(str(key), fields)
@@ -171,6 +171,8 @@ def schema_table(cls: Any, prefix: str = "") -> list[tuple[str, str, str, str]]:
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
         tp = hints[f.name]
         key = prefix + f.name
         if f.default is not dataclasses.MISSING:

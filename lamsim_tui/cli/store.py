@@ -1,4 +1,4 @@
-"""Store maintenance: `python -m lamsim_tui.store check DIR` and `... salvage DIR NEWDIR`.
+"""`lamsim store check DIR` and `lamsim store salvage DIR NEWDIR`: find and recover damage.
 
 `check` reads every line of the snapshot and the journal and lists the damaged ones. `salvage`
 copies everything readable into a new store (the damaged store is only read, never changed) and
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from lamsim_tui.errors import StoreError
 from lamsim_tui.store.storage import (
@@ -67,15 +68,20 @@ def scan(directory: Path) -> tuple[dict[str, dict[str, dict]], list[str], int]:
     return tables, problems, applied
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lamsim_tui.store", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("check", help="list damaged lines")
-    p.add_argument("store")
-    p = sub.add_parser("salvage", help="copy every readable record into a new store")
-    p.add_argument("store")
-    p.add_argument("new_store")
-    args = parser.parse_args(argv)
+def add_commands(sub: Any) -> None:
+    store = sub.add_parser("store", help="find and recover damaged stores",
+                           description="Store maintenance (see docs/store.md, 'Recovery').")
+    actions = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    p = actions.add_parser("check", help="list damaged lines (exit 1 if any)")
+    p.add_argument("store", metavar="DIR")
+    p.set_defaults(handler=cmd_store)
+    p = actions.add_parser("salvage", help="copy every readable record into a new store")
+    p.add_argument("store", metavar="DIR")
+    p.add_argument("new_store", metavar="NEWDIR")
+    p.set_defaults(handler=cmd_store)
+
+
+def cmd_store(args: argparse.Namespace) -> int:
     directory = Path(args.store)
     if not directory.is_dir():
         print(f"lamsim: {directory}: no such folder", file=sys.stderr)
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     count = len(tables.get("trajectories", {}))
     for problem in problems:
         print(problem)
-    if args.command == "check":
+    if args.store_command == "check":
         print(f"{count} trajectories readable, {applied} journal changes, {len(problems)} problem(s)")
         return 1 if problems else 0
     target = Path(args.new_store)
@@ -104,6 +110,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"salvaged {count} trajectories into {target}; left out: {len(problems)} damaged line(s) listed above")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

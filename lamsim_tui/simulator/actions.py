@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamsim_tui.feedback import Finding, finding
+from lamsim_tui.simulator.feedback import Finding, finding
 
 FINISH = "finish"
 MAX_OUTPUT_CHARS = 200_000  # longer model output is cut before parsing

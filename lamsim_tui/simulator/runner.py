@@ -17,10 +17,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamsim_tui.actions import ToolCall
-from lamsim_tui.feedback import Finding, check_object, enabled, finding, nearest_names
+from lamsim_tui.names import nearest_names
 from lamsim_tui.packs import Pack
-from lamsim_tui.sandbox import Sandbox, ToolError
+from lamsim_tui.packs.sandbox import Sandbox, ToolError
+from lamsim_tui.simulator.actions import ToolCall
+from lamsim_tui.simulator.arguments import check_object
+from lamsim_tui.simulator.feedback import Finding, enabled, finding
 
 
 class _ToolTimeout(BaseException):

@@ -1,18 +1,19 @@
 """Session files (`sessions/*.yaml`): their schema and loading.
 
 The dataclasses below are the schema; `docs/sessions.md` is generated from them
-(`python -m lamsim_tui.config` prints the table).
+(`scripts/gen-docs` writes it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from lamsim_tui.errors import ConfigError
-from lamsim_tui.schema_check import Builder, schema_table
-from lamsim_tui.yamlload import Located, load_yaml
+from lamsim_tui.session.schema import Builder, schema_table
+from lamsim_tui.session.yamlload import Located, load_yaml
 
 
 def _doc(text: str, **extra) -> dict:
@@ -115,11 +116,11 @@ class FeedbackSettings:
     answer_attempts: int = field(default=2, metadata=_doc("final answers allowed when revealing", min=1, max=10))
 
     def check(self):
-        from lamsim_tui.feedback import CODES
+        from lamsim_tui.simulator.feedback import CODES
 
         for i, code in enumerate(self.disable):
             if code not in CODES and not any(c.startswith(code + ".") for c in CODES):
-                from lamsim_tui.feedback import nearest_names
+                from lamsim_tui.names import nearest_names
 
                 close = nearest_names(code, CODES)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -155,9 +156,9 @@ class Session:
     filters: FilterSettings = field(default_factory=FilterSettings)
     store: str | None = field(default=None, metadata=_doc("store directory (default `stores/<name>`)"))
 
-    # Filled in by load_session, not by YAML.
-    source: Path | None = field(default=None, init=False, compare=False)
-    root: Path | None = field(default=None, init=False, compare=False)
+    # Where the session came from: set by load_session, never read from YAML (`internal`).
+    source: Path | None = field(default=None, compare=False, metadata={"internal": True})
+    root: Path | None = field(default=None, compare=False, metadata={"internal": True})
 
     @property
     def session_name(self) -> str:
@@ -187,8 +188,6 @@ class Session:
 
     def public_settings(self) -> dict:
         """Settings safe to record with every trajectory (no secrets: only env var names)."""
-        import dataclasses
-
         data = dataclasses.asdict(self)
         data.pop("source", None)
         data.pop("root", None)
@@ -221,19 +220,12 @@ def session_from_located(located: Located) -> Session:
     if not isinstance(located.data, dict):
         raise ConfigError("a session file must be a mapping of settings (key: value)", where=located.where(()))
     session = Builder(located).build_dataclass(Session, located.data, ())
-    object.__setattr__(session, "source", located.path.resolve())
-    object.__setattr__(session, "root", project_root(located.path))
-    return session
+    return dataclasses.replace(session, source=located.path.resolve(), root=project_root(located.path))
 
 
 def session_schema_markdown() -> str:
     lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for key, tp, default, doc in schema_table(Session):
-        if key in ("source", "root"):
-            continue
         lines.append(f"| `{key}` | {tp} | `{default}` | {doc} |")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    print(session_schema_markdown())

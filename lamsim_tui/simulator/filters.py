@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from lamsim_tui.config import FilterSettings
+from lamsim_tui.session.config import FilterSettings
 
 FILTER_NAMES = ("success", "max_errors", "max_steps", "no_loops", "dedupe", "error_free")
 

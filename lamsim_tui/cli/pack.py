@@ -59,7 +59,7 @@ def _shown(path: Path) -> str:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from lamsim_tui.scaffold import new_pack
+    from lamsim_tui.packs.scaffold import new_pack
 
     written = new_pack(args.name, args.dir)
     session = written.pop("session")
@@ -97,8 +97,8 @@ def _signature(spec) -> str:
 
 def sample_tasks(pack, seed: int = 0) -> list[dict]:
     """One task per template (or the reason it cannot be made), for `pack show`."""
-    from lamsim_tui.runner import ToolRunner
-    from lamsim_tui.tasks import GoldFailure, make_task, sample_slots
+    from lamsim_tui.simulator.runner import ToolRunner
+    from lamsim_tui.simulator.tasks import GoldFailure, make_task, sample_slots
 
     runner = ToolRunner(pack)
     out = []
@@ -111,7 +111,7 @@ def sample_tasks(pack, seed: int = 0) -> list[dict]:
         except GoldFailure as failure:
             entry["error"] = f"{failure.where}: {failure.reason}"
         else:
-            from lamsim_tui.judge import project_state
+            from lamsim_tui.simulator.judge import project_state
 
             judged = project_state(task.gold_state, spec.state_fields) if spec.state else None
             entry.update(query=task.query, slots=task.slots, gold_calls=task.gold_calls, gold_answer=task.gold_answer,
@@ -176,7 +176,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_from_openapi(args: argparse.Namespace) -> int:
-    from lamsim_tui.openapi import pack_from_openapi
+    from lamsim_tui.packs.openapi.generate import pack_from_openapi
 
     if args.rows < 1:
         raise PackError("--rows must be at least 1")

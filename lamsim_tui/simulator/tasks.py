@@ -11,10 +11,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lamsim_tui.actions import ToolCall
-from lamsim_tui.feedback import Finding
 from lamsim_tui.packs import DataView, Pack, TemplateSpec
-from lamsim_tui.runner import ToolRunner
+from lamsim_tui.simulator.actions import ToolCall
+from lamsim_tui.simulator.feedback import Finding
+from lamsim_tui.simulator.runner import ToolRunner
 
 
 def to_json_value(value: Any) -> Any:
@@ -152,7 +152,7 @@ class Generation:
 def template_weights(pack: Pack, selection: Any) -> dict[str, float]:
     """Resolve a session's `templates` setting (all | [ids] | {id: weight}) against the pack."""
     from lamsim_tui.errors import ConfigError
-    from lamsim_tui.feedback import nearest_names
+    from lamsim_tui.names import nearest_names
 
     if selection == "all" or selection is None:
         return {tid: spec.weight for tid, spec in pack.templates.items()}

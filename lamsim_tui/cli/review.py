@@ -1,6 +1,6 @@
-"""`lamsim review`, `lamsim export` and `lamsim stats`: the store from the command line.
+"""`lamsim review`: list, show, accept, discard, edit trajectories from the command line; undo.
 
-`add_commands(subparsers)` registers the three commands; each handler returns an exit code and
+`add_commands(subparsers)` registers the command; each handler returns an exit code and
 raises `LamsimError` for a user's mistake (the main CLI prints it as one message). Reading
 commands open the store read-only, so they work while a run writes to it.
 """
@@ -92,38 +92,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_history)
 
-    export = subparsers.add_parser(
-        "export",
-        help="write training data (chat, sharegpt, xlam JSONL)",
-        description="Export trajectories as JSONL training data.",
-    )
-    export.add_argument("--store", required=True, metavar="DIR")
-    export.add_argument("--format", required=True, choices=("chat", "sharegpt", "xlam"))
-    export.add_argument("--status", action="append", metavar="S", help="statuses to export (default: accepted)")
-    export.add_argument("--clean", action="store_true", help="leave out steps feedback rejected, and their feedback")
-    export.add_argument("--out", required=True, metavar="FILE", help="output JSONL (a .meta.json sidecar is written)")
-    export.add_argument("--split", metavar="eval=F", help="also split into FILE.train/.eval.jsonl, e.g. eval=0.1")
-    export.add_argument(
-        "--by",
-        default="template",
-        choices=("template", "task"),
-        help="keep whole templates (default) or tasks on one side of the split",
-    )
-    export.add_argument("--seed", type=int, default=0, help="seed of the split")
-    export.add_argument(
-        "--include-unfinished", action="store_true", help="also export trajectories that ended without a final answer"
-    )
-    export.add_argument(
-        "--string-arguments",
-        action="store_true",
-        help="chat: tool-call arguments as a JSON string (OpenAI fine-tuning files)",
-    )
-    export.set_defaults(handler=cmd_export)
 
-    stats = subparsers.add_parser("stats", help="statistics per template and overall")
-    stats.add_argument("--store", required=True, metavar="DIR")
-    stats.add_argument("--json", action="store_true")
-    stats.set_defaults(handler=cmd_stats)
+
 
 
 def _statuses(values: list[str] | None) -> list[str] | None:
@@ -281,7 +251,7 @@ def format_record(record: dict) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from lamsim_tui.review import editable_text
+    from lamsim_tui.curation.review import editable_text
 
     with _open(args, write=False) as store:
         record = store.get(args.id)
@@ -295,7 +265,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
-    from lamsim_tui.review import accept
+    from lamsim_tui.curation.review import accept
 
     with _open(args, write=True) as store:
         record = accept(store, args.id, note=args.note, tags=args.tag)
@@ -304,7 +274,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 
 def cmd_discard(args: argparse.Namespace) -> int:
-    from lamsim_tui.review import discard
+    from lamsim_tui.curation.review import discard
 
     with _open(args, write=True) as store:
         record = discard(store, args.id, reason=args.reason, note=args.note)
@@ -313,7 +283,7 @@ def cmd_discard(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from lamsim_tui.review import undo
+    from lamsim_tui.curation.review import undo
 
     with _open(args, write=True) as store:
         record, entry = undo(store)
@@ -322,7 +292,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from lamsim_tui.review import history
+    from lamsim_tui.curation.review import history
 
     with _open(args, write=False) as store:
         entries = history(store)
@@ -365,8 +335,8 @@ def _run_editor(path: Path) -> None:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from lamsim_tui.review import EditRefused, editable_text, parse_editable
-    from lamsim_tui.review import edit as edit_record
+    from lamsim_tui.curation.review import EditRefused, editable_text, parse_editable
+    from lamsim_tui.curation.review import edit as edit_record
 
     with _open(args, write=True) as store:
         record = store.get(args.id)
@@ -410,54 +380,4 @@ def cmd_edit(args: argparse.Namespace) -> int:
             else []
         )
         print("\n".join(plain(line) for line in shown))
-    return 0
-
-
-# ----- export and stats -----------------------------------------------------------------------------
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from lamsim_tui.export import export, parse_split
-
-    fraction = parse_split(args.split)
-    from lamsim_tui.store import STATUSES
-
-    statuses = ["accepted"] if not args.status else (_statuses(args.status) or list(STATUSES))
-    with _open(args, write=False) as store:
-        meta = export(
-            store,
-            args.out,
-            fmt=args.format,
-            status=statuses,
-            clean=args.clean,
-            eval_fraction=fraction,
-            split_by=args.by,
-            seed=args.seed,
-            include_unfinished=args.include_unfinished,
-            string_arguments=args.string_arguments,
-        )
-    counts = meta["counts"]
-    named = meta["files"]
-    files = ", ".join(f"{name}: {path}" for name, path in named.items()) if len(named) > 1 else next(iter(named.values()))
-    print(f"exported {counts['trajectories']} trajectories ({args.format}) to {files}")
-    if counts["skipped_unfinished"]:
-        print(
-            f"left out {counts['skipped_unfinished']} that ended without a final answer "
-            "(--include-unfinished keeps them)",
-            file=sys.stderr,
-        )
-    if counts["trajectories"] == 0:
-        print(f"note: no trajectory with status {', '.join(statuses)}", file=sys.stderr)
-    return 0
-
-
-def cmd_stats(args: argparse.Namespace) -> int:
-    from lamsim_tui.stats import compute, format_table
-
-    with _open(args, write=False) as store:
-        stats = compute(store)
-    if args.json:
-        print(json.dumps(stats, indent=2))
-    else:
-        print(format_table(stats))
     return 0

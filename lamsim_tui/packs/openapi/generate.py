@@ -12,9 +12,9 @@ Generation (`pack_from_openapi`):
   every other operation answers with the spec's example response (`examples.json`);
 - one example template looks a resource up by id, and a session file runs the pack.
 
-The second half of this module is the runtime the generated `tools.py` calls (`get_row`,
-`find_rows`, `create_row`, `update_row`, `delete_row`, `example`). The generated files are the
-author's from then on: the generator never rewrites an existing pack.
+The generated `tools.py` calls `lamsim_tui.packs.openapi.runtime` (`get_row`, `find_rows`,
+`create_row`, `update_row`, `delete_row`, `example`). The generated files are the author's from
+then on: the generator never rewrites an existing pack.
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from lamsim_tui.errors import PackError
-from lamsim_tui.sandbox import Sandbox, ToolError
 
 METHODS = ("get", "put", "post", "delete", "patch")
 WRITES = ("create", "create_many", "update", "delete")
-MAX_FOUND = 50  # rows returned by a find operation
 _KEEP = ("type", "enum", "description", "default", "minimum", "maximum", "minLength", "maxLength", "pattern",
          "minItems", "maxItems")
 _FORMATS = ("date", "date-time", "email", "uri", "uuid")
@@ -45,7 +43,7 @@ _RESERVED = {"tool", "Sandbox", "api", "json", "Path", "EXAMPLES", "annotations"
 
 
 def load_spec(path: str | Path) -> dict:
-    from lamsim_tui.yamlload import load_yaml
+    from lamsim_tui.session.yamlload import load_yaml
 
     path = Path(path)
     if not path.is_file():
@@ -644,7 +642,7 @@ def render_tools(operations: list[Operation], keys: dict[str, str], title: str, 
         "import json",
         "from pathlib import Path",
         "",
-        "from lamsim_tui import openapi as api",
+        "from lamsim_tui.packs.openapi import runtime as api",
         "from lamsim_tui.packs import Sandbox, tool",
         "",
         'EXAMPLES = json.loads(Path(__file__).with_name("examples.json").read_text(encoding="utf-8"))',
@@ -742,7 +740,7 @@ def render_templates(operations: list[Operation], resources: dict[str, dict], na
 
 def pack_from_openapi(spec_path: str | Path, name: str, tools_dir: str | Path = "tools", *, rows: int = 12,
                       sessions_dir: str | Path | None = None) -> GeneratedPack:
-    from lamsim_tui.scaffold import plan_paths, write_session
+    from lamsim_tui.packs.scaffold import plan_paths, write_session
 
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
@@ -797,89 +795,3 @@ def pack_from_openapi(spec_path: str | Path, name: str, tools_dir: str | Path = 
     return GeneratedPack(pack_dir=pack_dir, session=session, title=title, tools=[op.name for op in operations],
                          behaviour={op.name: op.behaviour for op in operations},
                          tables={t: len(r) for t, r in tables.items()}, template=template_id)
-
-
-# ----- runtime: what generated tools call ------------------------------------------------------
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a == b:
-        return True
-    if isinstance(a, dict):
-        return any(_same(v, b) for v in a.values())
-    if isinstance(a, str) and isinstance(b, str):
-        return a.casefold() == b.casefold()
-    return not isinstance(a, (list, dict)) and not isinstance(b, (list, dict)) and str(a) == str(b)
-
-
-def _matches(value: Any, wanted: Any) -> bool:
-    if isinstance(wanted, list):
-        return any(_matches(value, w) for w in wanted)
-    if isinstance(value, list):
-        return any(_same(v, wanted) for v in value)
-    return _same(value, wanted)
-
-
-def pick(args: dict, names: list[str]) -> dict:
-    """The arguments among `names` that the call gave."""
-    return {k: args[k] for k in names if k in args}
-
-
-def _find_one(sb: Sandbox, table: str, match: dict, missing: str) -> dict:
-    if any(v is None for v in match.values()):
-        absent = [k for k, v in match.items() if v is None]
-        raise ToolError(f"give {' and '.join(absent)} to say which {table} is meant")
-    for row in sb.iter_rows(table):
-        if all(_same(row.get(k), v) for k, v in match.items()):
-            return dict(row)
-    raise ToolError(missing)
-
-
-def get_row(sb: Sandbox, table: str, match: dict, missing: str) -> dict:
-    """The one row whose fields equal `match`, or a ToolError with the spec's 404 text."""
-    return _find_one(sb, table, match, missing)
-
-
-def find_rows(sb: Sandbox, table: str, filters: dict) -> list[dict]:
-    """Rows matching every given filter (None filters are ignored; list filters match any value)."""
-    wanted = {k: v for k, v in filters.items() if v is not None and v != []}
-    hits = [dict(r) for r in sb.iter_rows(table) if all(_matches(r.get(k), v) for k, v in wanted.items())]
-    return hits[:MAX_FOUND]
-
-
-def create_row(sb: Sandbox, table: str, key_field: str, row: dict) -> dict:
-    """Insert a row; a missing integer key becomes the next free number."""
-    row = copy.deepcopy(row)
-    if row.get(key_field) is None:
-        keys = [r.get(key_field) for r in sb.iter_rows(table)]
-        numbers = [k for k in keys if isinstance(k, int) and not isinstance(k, bool)]
-        if numbers or not keys:
-            row[key_field] = max(numbers, default=0) + 1
-        else:
-            raise ToolError(f"give {key_field} for the new {table}")
-    return sb.insert(table, row)
-
-
-def create_rows(sb: Sandbox, table: str, key_field: str, rows: list[dict]) -> list[dict]:
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ToolError("body must be a list of objects")
-    return [create_row(sb, table, key_field, r) for r in rows]
-
-
-def update_row(sb: Sandbox, table: str, key_field: str, match: dict, changes: dict, missing: str) -> dict:
-    """Change the given fields of the matching row (fields not given stay as they are)."""
-    row = _find_one(sb, table, match, missing)
-    updates = {k: copy.deepcopy(v) for k, v in changes.items() if v is not None and k != key_field}
-    return sb.update(table, row[key_field], **updates)
-
-
-def delete_row(sb: Sandbox, table: str, key_field: str, match: dict, missing: str) -> dict:
-    """Delete the matching row."""
-    row = _find_one(sb, table, match, missing)
-    sb.delete(table, row[key_field])
-    return {"deleted": True, table: {k: row[k] for k in match}}
-
-
-def example(examples: dict, operation: str) -> Any:
-    """The spec's example response of an operation (a fresh copy)."""
-    return copy.deepcopy(examples.get(operation, {"ok": True}))

@@ -19,7 +19,7 @@ REPO = Path(lamsim_tui.__file__).resolve().parents[1]
 CRM_PACK = REPO / "tools" / "crm"
 
 SESSION_TEMPLATE = """\
-# A test session (written by lamsim_tui.ui.testing).
+# A test session (written by lamsim_tui.testing.ui).
 name: {name}
 pack: {pack}
 templates: all
@@ -55,10 +55,10 @@ def make_project(root: Path, *, name: str = "pilot", tasks: int = 4, seed: int =
 def scripted_records(session_path: Path, *, tasks: int | None = None) -> list[dict]:
     """Run the session's scripted agent headless (no store) and return its records with stable ids."""
     from lamsim_tui.agents.scripted import ScriptedAgentFactory
-    from lamsim_tui.config import load_session
-    from lamsim_tui.engine import Engine
     from lamsim_tui.events import EpisodeFinished
     from lamsim_tui.packs import load_pack
+    from lamsim_tui.session.config import load_session
+    from lamsim_tui.simulator.engine import Engine
 
     session = load_session(session_path)
     pack = load_pack(session.pack_dir())
@@ -80,7 +80,7 @@ def scripted_records(session_path: Path, *, tasks: int | None = None) -> list[di
 
 
 def fill_store(session_path: Path, records: list[dict]) -> Path:
-    from lamsim_tui.config import load_session
+    from lamsim_tui.session.config import load_session
     from lamsim_tui.store import open_store
 
     store_dir = load_session(session_path).store_dir()

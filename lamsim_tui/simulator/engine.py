@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lamsim_tui.actions import Finish, ToolCall
 from lamsim_tui.agents.base import AgentFactory, EpisodeView, ModelFailure, StepView
-from lamsim_tui.config import BudgetSettings, FeedbackSettings, FilterSettings, Session
 from lamsim_tui.events import (
     EpisodeFinished,
     EpisodeStarted,
@@ -33,12 +31,14 @@ from lamsim_tui.events import (
     SessionPaused,
     StepProposed,
 )
-from lamsim_tui.feedback import CODES, Finding, enabled, finding
-from lamsim_tui.filters import action_signature, failed_filters
-from lamsim_tui.judge import check_answer_form, judge
 from lamsim_tui.packs import Pack
-from lamsim_tui.runner import ToolRunner, render_findings
-from lamsim_tui.tasks import Generation, Task, TaskGenerator, template_weights, to_json_value
+from lamsim_tui.session.config import BudgetSettings, FeedbackSettings, FilterSettings, Session
+from lamsim_tui.simulator.actions import Finish, ToolCall
+from lamsim_tui.simulator.feedback import CODES, Finding, enabled, finding
+from lamsim_tui.simulator.filters import action_signature, failed_filters
+from lamsim_tui.simulator.judge import check_answer_form, judge
+from lamsim_tui.simulator.runner import ToolRunner, render_findings
+from lamsim_tui.simulator.tasks import Generation, Task, TaskGenerator, template_weights, to_json_value
 
 SCHEMA_VERSION = 1
 MODEL_FAILURES_BEFORE_PAUSE = 3

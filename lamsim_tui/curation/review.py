@@ -402,7 +402,7 @@ def edit(
     if force and not (note and note.strip()):
         raise ReviewError("a forced edit needs a note saying why", where="--note")
     if replay is None:
-        from lamsim_tui.engine import replay
+        from lamsim_tui.simulator.engine import replay
     replayed = replay(record, actions, pack=pack)
     problems, codes = replay_problems(replayed)
     if problems and not force:

@@ -1,0 +1,1 @@
+"""The embedded offline model: catalogue of known weights, their installation, the local server."""

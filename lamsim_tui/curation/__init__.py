@@ -1,0 +1,1 @@
+"""What happens to stored trajectories: review decisions, export as training data, statistics."""

@@ -1,0 +1,1 @@
+"""Session files: their typed schema, checked YAML loading with line numbers."""

@@ -51,7 +51,7 @@ def produce(tmp: Path) -> dict[str, str]:
                "--seed", str(SEED), "--concurrency", "1", "--store", str(store_dir), "--json"])
     assert rc == 0
     with open_store(store_dir, readonly=True) as store:
-        records = list(store.records())
+        records = [r.to_dict() for r in store.records()]
     # Order records by what they are, not by their random ids.
     records.sort(key=lambda r: (r["task"]["template"], r["task"]["id"], r["episode"]["attempt"]))
     order = [r["id"] for r in records]
@@ -62,7 +62,7 @@ def produce(tmp: Path) -> dict[str, str]:
     ids: dict[str, str] = {record_id: f"<id{n}>" for n, record_id in enumerate(order)}
     out: dict[str, str] = {}
     with open_store(store_dir, readonly=True) as store:
-        by_id = {r["id"]: r for r in store.records()}
+        by_id = {r.id: r.to_dict() for r in store.records()}
     out["records.jsonl"] = "".join(
         json.dumps(_normalise(by_id[i], ids), ensure_ascii=False, sort_keys=True) + "\n" for i in order)
     for fmt in ("chat", "sharegpt", "xlam"):

@@ -1,17 +1,22 @@
-"""The agent interface. An agent proposes one action per step; the engine checks and executes it."""
+"""The agent interface. An agent proposes one action per step; the engine checks and executes it.
+
+What the engine may ask of an agent is declared here (`AgentFactory`): how many episodes it can
+serve at once, whether it paraphrases queries, whether it replays gold programs (only such an
+agent is handed the task with its ground truth), and the system prompt it uses.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lamsim_tui.simulator.actions import Parsed
 
 if TYPE_CHECKING:
     from lamsim_tui.events import Event
     from lamsim_tui.packs import ToolSpec
-    from lamsim_tui.simulator.tasks import Task
+    from lamsim_tui.record import Task
 
 
 @dataclass
@@ -29,7 +34,7 @@ class StepView:
 
 @dataclass
 class EpisodeView:
-    """The episode as the agent sees it. Model agents must use only `query`, `tools` and `steps`."""
+    """The episode as the agent sees it: the query, the tools, its own earlier steps. No ground truth."""
 
     episode_id: str
     query: str
@@ -37,7 +42,6 @@ class EpisodeView:
     steps: list[StepView]
     step_budget: int
     seed: int
-    task: Task = field(repr=False)  # for the scripted agent only: it replays the gold program
 
 
 @dataclass
@@ -50,31 +54,56 @@ class AgentTurn:
     # latency_s, ttft_s, cost_usd — whatever is known
 
 
-class Agent(Protocol):
+class Agent:
+    """One episode's agent. Subclasses implement `step`."""
+
+    #: The system prompt this agent works under (recorded with the trajectory); None if it has none.
+    system_prompt: str | None = None
+
     async def step(self, episode: EpisodeView, emit: Callable[[Event], None]) -> AgentTurn:
         """Propose the next action. Stream text with `emit(TextDelta(...))` while generating.
 
         Raise `ModelFailure` for model/server faults the agent could not recover from.
         """
-        ...
+        raise NotImplementedError
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        return None
 
 
-class AgentFactory(Protocol):
+class AgentFactory:
+    """Makes one agent per episode and owns what they share (a model server, a client)."""
+
+    #: At most this many episodes at once (a server that answers one request at a time says 1);
+    #: None: as many as the session's `concurrency`.
+    max_concurrency: int | None = None
+    #: True for agents that replay gold programs (the scripted one): only they are handed the task
+    #: with its gold calls and answer in `for_episode`. A model agent never sees the ground truth.
+    replays_gold: bool = False
+    #: True when `paraphrase` is implemented (the session's `agent.paraphrase` uses it).
+    can_paraphrase: bool = False
+
     def describe(self) -> dict:
         """Public settings recorded with every trajectory. Never includes secrets."""
-        ...
+        raise NotImplementedError
 
-    def for_episode(self, episode_id: str, seed: int) -> tuple[Agent, dict]:
-        """A fresh agent for one episode, plus the public settings it uses (e.g. which model)."""
-        ...
+    def for_episode(self, episode_id: str, seed: int, gold: Task | None = None) -> tuple[Agent, dict]:
+        """A fresh agent for one episode, plus the public settings it uses (e.g. which model).
+
+        ``gold`` is the task with its ground truth, given only when `replays_gold` is True.
+        """
+        raise NotImplementedError
 
     async def start(self) -> None:
         """Prepare shared resources (start a local server, check reachability)."""
-        ...
+        return None
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        return None
+
+    async def paraphrase(self, query: str, slots: dict[str, Any], seed: int) -> str:
+        """The query in other words (only when `can_paraphrase`); the engine keeps it if every slot survives."""
+        raise NotImplementedError
 
 
 class ModelFailure(Exception):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lamsim_tui.agents import prompts
-from lamsim_tui.agents.base import AgentTurn, EpisodeView, ModelFailure
+from lamsim_tui.agents.base import Agent, AgentFactory, AgentTurn, EpisodeView, ModelFailure
 from lamsim_tui.agents.llm import Endpoint, cost_usd, load_litellm, stream_completion
 from lamsim_tui.errors import ConfigError
 from lamsim_tui.events import TextDelta
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from lamsim_tui.agents.embedded.server import EmbeddedServer
     from lamsim_tui.events import Event
     from lamsim_tui.packs import Pack
+    from lamsim_tui.record import Task
     from lamsim_tui.session.config import ModelSettings, Session
 
 EMBEDDED_MODEL = "openai/local-agent"
@@ -46,7 +47,7 @@ def _endpoint(m: ModelSettings, api_base: str | None = None) -> Endpoint:
     )
 
 
-class ModelAgentFactory:
+class ModelAgentFactory(AgentFactory):
     """Creates one `ModelAgent` per episode; owns the embedded server when there is one."""
 
     def __init__(self, session: Session, pack: Pack, *, embedded: bool = False):
@@ -147,7 +148,9 @@ class ModelAgentFactory:
         self._retries = [model.retries]
         self._endpoints = [_endpoint(model)]
 
-    def for_episode(self, episode_id: str, seed: int) -> tuple[ModelAgent, dict]:
+    can_paraphrase = True
+
+    def for_episode(self, episode_id: str, seed: int, gold: Task | None = None) -> tuple[ModelAgent, dict]:
         if not self._endpoints:
             raise RuntimeError("ModelAgentFactory.start() must be awaited before for_episode()")
         rng = random.Random(seed)
@@ -226,7 +229,7 @@ def _slot_text(value: Any) -> str:
     return ""
 
 
-class ModelAgent:
+class ModelAgent(Agent):
     """One episode's conversation with one model."""
 
     def __init__(self, *, episode_id: str, endpoint: Endpoint, fmt: str, system_prompt: str,

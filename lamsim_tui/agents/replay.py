@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from lamsim_tui.agents.base import AgentTurn, EpisodeView
+from lamsim_tui.agents.base import Agent, AgentTurn, EpisodeView
 from lamsim_tui.simulator.actions import Finish, Parsed, ToolCall, render_json_action
 from lamsim_tui.simulator.feedback import finding
 
 
-class ReplayAgent:
+class ReplayAgent(Agent):
     def __init__(self, actions: list[dict]):
         self.actions = list(actions)
 
@@ -30,5 +30,3 @@ class ReplayAgent:
         raw = render_json_action(thought, tool, arguments)
         return AgentTurn(raw=raw, parsed=Parsed(thought=thought, action=ToolCall(tool=tool, arguments=arguments)))
 
-    async def aclose(self) -> None:
-        return None

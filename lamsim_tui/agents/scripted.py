@@ -15,8 +15,9 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
-from lamsim_tui.agents.base import AgentTurn, EpisodeView
+from lamsim_tui.agents.base import Agent, AgentFactory, AgentTurn, EpisodeView
 from lamsim_tui.events import TextDelta
+from lamsim_tui.record import GoldCall, Task
 from lamsim_tui.simulator.actions import parse_json_action, render_json_action
 
 # Mistakes made before a gold call, and (separately) before the final answer.
@@ -28,7 +29,9 @@ DAWDLE_RATE = 0.04  # chance per episode of wandering until the step budget runs
 DAWDLE_EVERY = 25
 
 
-class ScriptedAgentFactory:
+class ScriptedAgentFactory(AgentFactory):
+    replays_gold = True
+
     def __init__(self, session, pack, *, stream_cps: float = 0.0):
         self.session = session
         self.pack = pack
@@ -47,8 +50,10 @@ class ScriptedAgentFactory:
     def describe(self) -> dict:
         return {"kind": "scripted", "mistake_rate": self.mistake_rate, "format": "json"}
 
-    def for_episode(self, episode_id: str, seed: int):
-        agent = ScriptedAgent(self.pack, random.Random(seed), self.mistake_rate, self.stream_cps, self.used)
+    def for_episode(self, episode_id: str, seed: int, gold: Task | None = None):
+        if gold is None:
+            raise ValueError("the scripted agent replays the task's gold program: for_episode needs it")
+        agent = ScriptedAgent(self.pack, gold, random.Random(seed), self.mistake_rate, self.stream_cps, self.used)
         agent.system_prompt = self.system_prompt
         return agent, {}
 
@@ -102,20 +107,20 @@ def _wrong_answer(answer_type: str, gold: Any, rng: random.Random) -> Any:
 _MALFORMED = {"number": "about a dozen", "bool": "maybe", "date": "sometime soon", "json": "{not json"}
 
 
-class ScriptedAgent:
-    def __init__(self, pack, rng: random.Random, mistake_rate: float, stream_cps: float = 0.0,
+class ScriptedAgent(Agent):
+    def __init__(self, pack, task: Task, rng: random.Random, mistake_rate: float, stream_cps: float = 0.0,
                  used: Counter | None = None):
         self.used = used if used is not None else Counter()
         self.pack = pack
+        self.task = task
         self.rng = rng
         self.mistake_rate = mistake_rate
         self.stream_cps = stream_cps
         self.plan: list[str] | None = None
-        self.system_prompt: str | None = None
 
     # ----- planning --------------------------------------------------------------------------
     def _make_plan(self, episode: EpisodeView) -> list[str]:
-        task = episode.task
+        task = self.task
         rng = self.rng
         plan: list[str] = []
         # Wander until the budget runs out now and then: at a small rate, and at least once in
@@ -131,13 +136,13 @@ class ScriptedAgent:
                 if mistake is not None:
                     kind, texts = mistake
                     if kind == "repeat":
-                        plan.append(self._json(self._thought(call), call["tool"], call["arguments"]))
+                        plan.append(self._json(self._thought(call), call.tool, call.arguments))
                         plan.extend(texts)
                         continue
                     plan.extend(texts)
                 if len(plan) > 3 * len(task.gold_calls) + 3:
                     break
-            plan.append(self._json(self._thought(call), call["tool"], call["arguments"]))
+            plan.append(self._json(self._thought(call), call.tool, call.arguments))
         if rng.random() < self.mistake_rate:
             options = [k for k in ANSWER_MISTAKES if k != "malformed_answer" or task.answer_type in _MALFORMED]
             kind = self._least_used(options)
@@ -152,16 +157,16 @@ class ScriptedAgent:
         plan.append(self._json("I have everything I need.", "finish", {"answer": task.gold_answer}))
         return plan
 
-    def _thought(self, call: dict) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in call["arguments"].items())
-        return f"I will call {call['tool']}({args}) to get what the task needs."
+    def _thought(self, call: GoldCall) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+        return f"I will call {call.tool}({args}) to get what the task needs."
 
     @staticmethod
     def _json(thought: str, tool: str, arguments: dict) -> str:
         return render_json_action(thought, tool, arguments)
 
-    def _call_mistake(self, call: dict) -> tuple[str, list[str]] | None:
-        tool, args = call["tool"], dict(call["arguments"])
+    def _call_mistake(self, call: GoldCall) -> tuple[str, list[str]] | None:
+        tool, args = call.tool, dict(call.arguments)
         spec = self.pack.tools.get(tool)
         props = spec.parameters.get("properties", {}) if spec else {}
         required = [a for a in (spec.parameters.get("required", []) if spec else []) if a in args]
@@ -248,11 +253,11 @@ class ScriptedAgent:
 
     def _dawdle(self, episode: EpisodeView, index: int) -> str:
         """Wander: valid but useless calls, each different, until the budget is spent."""
-        calls = episode.task.gold_calls or []
+        calls = self.task.gold_calls
         if calls:
             call = calls[index % len(calls)]
-            args = {k: (_shift_id(v, index + 1) or v) if isinstance(v, str) else v for k, v in call["arguments"].items()}
-            return self._json("Maybe a nearby record helps.", call["tool"], args)
+            args = {k: (_shift_id(v, index + 1) or v) if isinstance(v, str) else v for k, v in call.arguments.items()}
+            return self._json("Maybe a nearby record helps.", call.tool, args)
         tool = next(iter(self.pack.tools))
         return self._json("Let me look around.", tool, {})
 

@@ -114,7 +114,7 @@ def sample_tasks(pack, seed: int = 0) -> list[dict]:
             from lamsim_tui.simulator.judge import project_state
 
             judged = project_state(task.gold_state, spec.state_fields) if spec.state else None
-            entry.update(query=task.query, slots=task.slots, gold_calls=task.gold_calls, gold_answer=task.gold_answer,
+            entry.update(query=task.query, slots=task.slots, gold_calls=[c.to_dict() for c in task.gold_calls], gold_answer=task.gold_answer,
                          gold_state=judged)
         out.append(entry)
     return out

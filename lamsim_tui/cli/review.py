@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -19,17 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lamsim_tui.errors import LamsimError
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def plain(text: Any, limit: int | None = None) -> str:
-    """Untrusted text made safe for a terminal: control characters (ANSI escapes) become '?'."""
-    s = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
-    s = _CONTROL.sub("?", s)
-    if limit is not None and len(s) > limit:
-        s = s[: limit - 1] + "…"
-    return s
+from lamsim_tui.record import Finish, Listing, ToolCall, Trajectory
+from lamsim_tui.text import plain
 
 
 def add_commands(subparsers: Any) -> None:
@@ -115,137 +105,130 @@ def _open(args: argparse.Namespace, *, write: bool):
 # ----- review ---------------------------------------------------------------------------------------
 
 
-def _codes(doc: dict) -> list[str]:
-    return [f["code"] for s in doc.get("steps") or [] for f in s.get("feedback") or []]
-
-
-def _matches(doc: dict, templates: list[str] | None, codes: list[str] | None) -> bool:
-    if templates and (doc.get("task") or {}).get("template") not in templates:
+def _matches(item: Listing, templates: list[str] | None, codes: list[str] | None) -> bool:
+    if templates and item.template not in templates:
         return False
-    if codes:
-        found = _codes(doc)
-        if not any(c == want or c.startswith(want + ".") for c in found for want in codes):
-            return False
+    if codes and not any(item.has_code(want) for want in codes):
+        return False
     return True
 
 
-def list_row(doc: dict) -> dict:
+def list_row(record: Trajectory) -> dict:
     """What `review list --json` prints for one trajectory."""
-    task = doc.get("task") or {}
-    verdict = doc.get("verdict") or {}
+    verdict = record.verdict
     return {
-        "id": doc["id"],
-        "status": doc.get("status"),
-        "template": task.get("template"),
-        "task_id": task.get("id"),
-        "query": task.get("query"),
+        "id": record.id,
+        "status": record.status,
+        "template": record.task.template,
+        "task_id": record.task.id,
+        "query": record.task.query,
         "verdict": {
-            k: verdict.get(k)
-            for k in ("success", "answer_correct", "state_correct", "passed", "filters_failed", "reasons")
+            "success": verdict.success,
+            "answer_correct": verdict.answer_correct,
+            "state_correct": verdict.state_correct,
+            "passed": verdict.passed,
+            "filters_failed": list(verdict.filters_failed),
+            "reasons": list(verdict.reasons),
         },
-        "final_answer": doc.get("final_answer"),
-        "end_reason": doc.get("end_reason"),
-        "created_at": doc.get("created_at"),
+        "final_answer": record.final_answer,
+        "end_reason": record.end_reason,
+        "created_at": record.created_at,
         "steps": [
             {
-                "index": s.get("index"),
-                "thought": s.get("thought"),
-                "action": s.get("action"),
-                "observation": s.get("observation"),
-                "executed": s.get("executed"),
-                "feedback": [f["code"] for f in s.get("feedback") or []],
+                "index": s.index,
+                "thought": s.thought,
+                "action": None if s.action is None else s.action.to_dict(),
+                "observation": s.observation,
+                "executed": s.executed,
+                "feedback": s.codes,
             }
-            for s in doc.get("steps") or []
+            for s in record.steps
         ],
     }
 
 
-def summary_line(doc: dict) -> str:
+def summary_line(item: Listing) -> str:
     """One line of `review list`: id, status, verdict, steps, template, query, feedback codes."""
-    verdict = doc.get("verdict") or {}
-    task = doc.get("task") or {}
-    codes = sorted(set(_codes(doc)))
-    mark = "ok " if verdict.get("success") else "bad"
+    codes = sorted(set(item.codes))
+    mark = "ok " if item.success else "bad"
     return (
-        f"{doc['id'][:10]}  {doc.get('status', '?'):9}  {mark}  {len(doc.get('steps') or []):>2} steps  "
-        f"{plain(task.get('template', '?'), 24):24}  {plain(task.get('query', ''), 60)}"
+        f"{item.short_id}  {item.status:9}  {mark}  {item.steps:>2} steps  "
+        f"{plain(item.template, 24):24}  {plain(item.query, 60)}"
         + (f"  [{', '.join(codes)}]" if codes else "")
     )
 
 
-def list_rows(store, *, status=None, template=None, code=None) -> list[dict]:
-    return [doc for doc in store.peek(status) if _matches(doc, template, code)]
+def list_rows(store, *, status=None, template=None, code=None) -> list[Listing]:
+    return [item for item in store.listings(status) if _matches(item, template, code)]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     with _open(args, write=False) as store:
-        docs = list_rows(store, status=_statuses(args.status), template=args.template, code=args.code)
+        items = list_rows(store, status=_statuses(args.status), template=args.template, code=args.code)
         if args.limit is not None:
-            docs = docs[: args.limit]
+            items = items[: args.limit]
         out = sys.stdout
         if args.json:
-            for doc in docs:
-                out.write(json.dumps(list_row(doc), ensure_ascii=False) + "\n")
+            for item in items:
+                out.write(json.dumps(list_row(store.get(item.id)), ensure_ascii=False) + "\n")
             return 0
-        for doc in docs:
-            out.write(summary_line(doc) + "\n")
-        print(f"{len(docs)} trajectories", file=sys.stderr)
+        for item in items:
+            out.write(summary_line(item) + "\n")
+        print(f"{len(items)} trajectories", file=sys.stderr)
     return 0
 
 
-def format_record(record: dict) -> str:
-    task = record.get("task") or {}
-    verdict = record.get("verdict") or {}
+def format_record(record: Trajectory) -> str:
+    task, verdict = record.task, record.verdict
     lines = [
-        f"trajectory {record['id']}   status {record.get('status')}",
-        f"template   {plain(task.get('template'))}   task {plain(task.get('id'))}",
-        f"query      {plain(task.get('query'))}",
-        f"gold       {plain(task.get('gold_answer'))}",
-        f"answer     {plain(record.get('final_answer'))}   ({record.get('end_reason')})",
-        f"verdict    success={verdict.get('success')} answer={verdict.get('answer_correct')} "
-        f"state={verdict.get('state_correct')} passed={verdict.get('passed')}"
-        + (f" failed={','.join(verdict.get('filters_failed') or [])}" if verdict.get("filters_failed") else ""),
+        f"trajectory {record.id}   status {record.status}",
+        f"template   {plain(task.template)}   task {plain(task.id)}",
+        f"query      {plain(task.query)}",
+        f"gold       {plain(task.gold_answer)}",
+        f"answer     {plain(record.final_answer)}   ({record.end_reason})",
+        f"verdict    success={verdict.success} answer={verdict.answer_correct} "
+        f"state={verdict.state_correct} passed={verdict.passed}"
+        + (f" failed={','.join(verdict.filters_failed)}" if verdict.filters_failed else ""),
     ]
-    for reason in verdict.get("reasons") or []:
+    for reason in verdict.reasons:
         lines.append(f"           - {plain(reason)}")
-    for step in record.get("steps") or []:
-        action = step.get("action") or {}
+    for step in record.steps:
+        action = step.action
         lines.append("")
         state = (
             "final answer"
-            if action.get("type") == "finish"
-            else ("executed" if step.get("executed") else "not executed")
+            if isinstance(action, Finish)
+            else ("executed" if step.executed else "not executed")
         )
-        lines.append(f"step {step.get('index')}  {state}")
-        if step.get("thought"):
-            lines.append(f"  thought      {plain(step['thought'], 400)}")
-        if action.get("type") == "call":
-            lines.append(f"  call         {plain(action.get('tool'))} {plain(action.get('arguments'))}")
-        elif action.get("type") == "finish":
-            lines.append(f"  finish       {plain(action.get('answer'))}")
+        lines.append(f"step {step.index}  {state}")
+        if step.thought:
+            lines.append(f"  thought      {plain(step.thought, 400)}")
+        if isinstance(action, ToolCall):
+            lines.append(f"  call         {plain(action.tool)} {plain(action.arguments)}")
+        elif isinstance(action, Finish):
+            lines.append(f"  finish       {plain(action.answer)}")
         else:
-            lines.append(f"  output       {plain(step.get('raw'), 400)}")
-        if step.get("observation"):
-            lines.append(f"  observation  {plain(step['observation'], 600)}")
-        for fb in step.get("feedback") or []:
-            lines.append(f"  feedback     {fb['code']} ({fb.get('severity')}): {plain(fb.get('message'), 300)}")
-    history = (record.get("review") or {}).get("history") or []
-    if history:
+            lines.append(f"  output       {plain(step.raw, 400)}")
+        if step.observation:
+            lines.append(f"  observation  {plain(step.observation, 600)}")
+        for fb in step.feedback:
+            lines.append(f"  feedback     {fb.code} ({fb.severity}): {plain(fb.message, 300)}")
+    if record.history:
         lines.append("")
         lines.append("review")
-        for e in history:
+        for e in record.history:
             extra = []
-            if e.get("note"):
-                extra.append(f"note: {plain(e['note'])}")
-            if e.get("tags"):
-                extra.append("tags: " + ", ".join(plain(t) for t in e["tags"]))
-            if e.get("forced"):
+            if e.note:
+                extra.append(f"note: {plain(e.note)}")
+            if e.tags:
+                extra.append("tags: " + ", ".join(plain(t) for t in e.tags))
+            if e.forced:
                 extra.append("FORCED")
-            if e.get("undone_by"):
-                extra.append(f"undone by #{e['undone_by']}")
+            if e.undone_by:
+                extra.append(f"undone by #{e.undone_by}")
             lines.append(
-                f"  #{e.get('seq')} {e.get('at')} {plain(e.get('user'))}: {e.get('action')} "
-                f"{e.get('from')} -> {e.get('to')}" + (f"  ({'; '.join(extra)})" if extra else "")
+                f"  #{e.seq} {e.at} {plain(e.user)}: {e.action} "
+                f"{e.from_status} -> {e.to_status}" + (f"  ({'; '.join(extra)})" if extra else "")
             )
     return "\n".join(lines)
 
@@ -256,7 +239,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _open(args, write=False) as store:
         record = store.get(args.id)
     if args.json:
-        print(json.dumps(record, indent=2, ensure_ascii=False))
+        print(json.dumps(record.to_dict(), indent=2, ensure_ascii=False))
     elif args.editable:
         sys.stdout.write(editable_text(record))
     else:
@@ -269,7 +252,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
     with _open(args, write=True) as store:
         record = accept(store, args.id, note=args.note, tags=args.tag)
-    print(f"accepted {record['id']}")
+    print(f"accepted {record.id}")
     return 0
 
 
@@ -278,7 +261,7 @@ def cmd_discard(args: argparse.Namespace) -> int:
 
     with _open(args, write=True) as store:
         record = discard(store, args.id, reason=args.reason, note=args.note)
-    print(f"discarded {record['id']}")
+    print(f"discarded {record.id}")
     return 0
 
 
@@ -287,7 +270,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
     with _open(args, write=True) as store:
         record, entry = undo(store)
-    print(f"undid #{entry['seq']} ({entry['action']} of {record['id']}): status is {record['status']} again")
+    print(f"undid #{entry.seq} ({entry.action} of {record.id}): status is {record.status} again")
     return 0
 
 
@@ -296,16 +279,16 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     with _open(args, write=False) as store:
         entries = history(store)
-    for e in entries:
+    for record_id, e in entries:
         if args.json:
-            print(json.dumps(e, ensure_ascii=False))
+            shown = {k: v for k, v in e.to_dict().items() if k not in ("prior", "prior_review")}
+            print(json.dumps({"id": record_id, **shown}, ensure_ascii=False))
         else:
             print(
-                f"#{e.get('seq')} {e.get('at')} {plain(e.get('user'))} {e.get('action')} {e['id'][:10]} "
-                f"{e.get('from')} -> {e.get('to')}"
-                + (" FORCED" if e.get("forced") else "")
-                + (f" (undone by #{e['undone_by']})" if e.get("undone_by") else "")
-                + (f"  {plain(e['note'])}" if e.get("note") else "")
+                f"#{e.seq} {e.at} {plain(e.user)} {e.action} {record_id[:10]} {e.from_status} -> {e.to_status}"
+                + (" FORCED" if e.forced else "")
+                + (f" (undone by #{e.undone_by})" if e.undone_by else "")
+                + (f"  {plain(e.note)}" if e.note else "")
             )
     return 0
 
@@ -348,7 +331,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
                 raise LamsimError(f"cannot read the edit: {exc.strerror}", where=str(path)) from None
         else:
             original = editable_text(record)
-            fd, name = tempfile.mkstemp(prefix=f"lamsim-edit-{record['id'][:8]}-", suffix=".json")
+            fd, name = tempfile.mkstemp(prefix=f"lamsim-edit-{record.id[:8]}-", suffix=".json")
             path = Path(name)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(original)
@@ -360,22 +343,22 @@ def cmd_edit(args: argparse.Namespace) -> int:
                 return 0
         edited = parse_editable(text, where=str(path))
         try:
-            updated = edit_record(store, record["id"], edited, force=args.force, note=args.note, tags=args.tag)
+            updated = edit_record(store, record.id, edited, force=args.force, note=args.note, tags=args.tag)
         except EditRefused as exc:
             exc.hint = (
-                f"fix {path} and run `lamsim review --store {args.store} edit {record['id'][:10]} "
+                f"fix {path} and run `lamsim review --store {args.store} edit {record.id[:10]} "
                 f"--file {path}`, or add --force --note 'why'"
             )
             raise
     if not args.file:
         path.unlink(missing_ok=True)
-    forced = (updated["review"]["history"][-1] or {}).get("forced")
-    print(f"edited and accepted {updated['id']}" + (" (FORCED)" if forced else ""))
-    diff = updated["review"].get("diff")
+    last = updated.review.last() if updated.review else None
+    print(f"edited and accepted {updated.id}" + (" (FORCED)" if last and last.forced else ""))
+    diff = updated.review.diff if updated.review else None
     if diff:
         lines = diff.splitlines()
         shown = lines[:80] + (
-            [f"... ({len(lines) - 80} more lines: `review show {updated['id'][:10]} --json`)"]
+            [f"... ({len(lines) - 80} more lines: `review show {updated.id[:10]} --json`)"]
             if len(lines) > 80
             else []
         )

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from lamsim_tui.errors import LamsimError
+from lamsim_tui.record import Finish, Step, Trajectory
 from lamsim_tui.store import Store
 from lamsim_tui.store.redact import environment_secrets, redact
 
@@ -63,60 +64,55 @@ def answer_text(answer: Any) -> str:
     return json.dumps(answer, ensure_ascii=False)
 
 
-def is_rejected(step: dict) -> bool:
+def is_rejected(step: Step) -> bool:
     """A step feedback refused: no action, a call not executed because of a finding, a refused answer."""
-    action = step.get("action")
-    feedback = step.get("feedback") or []
-    if not action:
+    if step.action is None:
         return True
-    if action.get("type") == "finish":
-        return any(f.get("severity") == "error" for f in feedback)
-    return not step.get("executed", True) and bool(feedback)
+    if isinstance(step.action, Finish):
+        return step.has_error
+    return not step.executed and bool(step.feedback)
 
 
-def turns(record: dict, *, clean: bool = False) -> tuple[list[Turn], int]:
+def turns(record: Trajectory, *, clean: bool = False) -> tuple[list[Turn], int]:
     """The trajectory as a list of turns; returns (turns, steps left out)."""
     out: list[Turn] = []
     dropped = 0
     seen_ids: set[str] = set()
-    steps = record.get("steps") or []
+    steps = record.steps
     for position, step in enumerate(steps):
         if clean and is_rejected(step):
             dropped += 1
             continue
-        action = step.get("action")
-        observation = step.get("observation") or ""
-        index = step.get("index", position)
-        if not action:
-            out.append(Turn("text", step.get("raw") or step.get("thought") or ""))
+        action = step.action
+        observation = step.observation
+        if action is None:
+            out.append(Turn("text", step.raw or step.thought))
             out.append(Turn("feedback", observation))
-        elif action.get("type") == "finish":
-            text = answer_text(action.get("answer"))
+        elif isinstance(action, Finish):
+            text = answer_text(action.answer)
             if position == len(steps) - 1:
                 out.append(Turn("answer", text))
             else:
                 out.append(Turn("text", text))
                 out.append(Turn("feedback", observation))
         else:
-            call_id = action.get("call_id") or f"call_{index}"
+            call_id = action.call_id or f"call_{step.index}"
             if call_id in seen_ids:  # some servers number calls per response: keep ids unique
-                call_id = f"call_{index}"
+                call_id = f"call_{step.index}"
             seen_ids.add(call_id)
-            out.append(
-                Turn("call", step.get("thought") or "", action.get("tool", ""), action.get("arguments") or {}, call_id)
-            )
-            out.append(Turn("result", observation, action.get("tool", ""), None, call_id))
+            out.append(Turn("call", step.thought, action.tool, action.arguments or {}, call_id))
+            out.append(Turn("result", observation, action.tool, None, call_id))
     return out, dropped
 
 
 # ----- the three layouts --------------------------------------------------------------------------
 
 
-def to_chat(record: dict, *, clean: bool = False, string_arguments: bool = False) -> tuple[dict, int]:
+def to_chat(record: Trajectory, *, clean: bool = False, string_arguments: bool = False) -> tuple[dict, int]:
     messages: list[dict] = []
-    if record.get("system_prompt"):
-        messages.append({"role": "system", "content": record["system_prompt"]})
-    messages.append({"role": "user", "content": record["task"]["query"]})
+    if record.system_prompt:
+        messages.append({"role": "system", "content": record.system_prompt})
+    messages.append({"role": "user", "content": record.task.query})
     items, dropped = turns(record, clean=clean)
     for turn in items:
         if turn.kind == "call":
@@ -142,11 +138,11 @@ def to_chat(record: dict, *, clean: bool = False, string_arguments: bool = False
             messages.append({"role": "assistant", "content": turn.content})
         else:
             messages.append({"role": "user", "content": turn.content})
-    return {"messages": messages, "tools": record.get("tools") or []}, dropped
+    return {"messages": messages, "tools": record.tools}, dropped
 
 
-def to_sharegpt(record: dict, *, clean: bool = False) -> tuple[dict, int]:
-    conversations: list[dict] = [{"from": "human", "value": record["task"]["query"]}]
+def to_sharegpt(record: Trajectory, *, clean: bool = False) -> tuple[dict, int]:
+    conversations: list[dict] = [{"from": "human", "value": record.task.query}]
     items, dropped = turns(record, clean=clean)
     for turn in items:
         if turn.kind == "call":
@@ -165,16 +161,16 @@ def to_sharegpt(record: dict, *, clean: bool = False) -> tuple[dict, int]:
             last["value"] = f"{last['value']}\n{entry['value']}".strip()
         else:
             conversations.append(entry)
-    functions = [t.get("function", t) for t in record.get("tools") or []]
+    functions = [t.get("function", t) for t in record.tools]
     return {
         "conversations": conversations,
-        "system": record.get("system_prompt") or "",
+        "system": record.system_prompt or "",
         "tools": json.dumps(functions, ensure_ascii=False),
     }, dropped
 
 
-def to_xlam(record: dict, *, clean: bool = False) -> tuple[dict, int]:
-    conversation: list[dict] = [{"role": "user", "content": record["task"]["query"]}]
+def to_xlam(record: Trajectory, *, clean: bool = False) -> tuple[dict, int]:
+    conversation: list[dict] = [{"role": "user", "content": record.task.query}]
     items, dropped = turns(record, clean=clean)
     for turn in items:
         if turn.kind == "call":
@@ -200,14 +196,14 @@ def to_xlam(record: dict, *, clean: bool = False) -> tuple[dict, int]:
         else:
             conversation.append({"role": "user", "content": turn.content})
     return {
-        "unique_trajectory_id": record["id"],
-        "task_instruction": record.get("system_prompt") or DEFAULT_INSTRUCTION,
-        "tools": record.get("tools") or [],
+        "unique_trajectory_id": record.id,
+        "task_instruction": record.system_prompt or DEFAULT_INSTRUCTION,
+        "tools": record.tools,
         "conversation": conversation,
     }, dropped
 
 
-def convert(record: dict, fmt: str, *, clean: bool = False, string_arguments: bool = False) -> tuple[dict, int]:
+def convert(record: Trajectory, fmt: str, *, clean: bool = False, string_arguments: bool = False) -> tuple[dict, int]:
     if fmt == "chat":
         return to_chat(record, clean=clean, string_arguments=string_arguments)
     if fmt == "sharegpt":
@@ -220,14 +216,8 @@ def convert(record: dict, fmt: str, *, clean: bool = False, string_arguments: bo
 # ----- choosing, ordering, splitting ----------------------------------------------------------------
 
 
-def order_key(record: dict) -> tuple:
-    task = record.get("task") or {}
-    return (
-        str(task.get("template", "")),
-        str(task.get("id", "")),
-        (record.get("episode") or {}).get("attempt", 0),
-        record["id"],
-    )
+def order_key(record: Trajectory) -> tuple:
+    return (record.task.template, record.task.id, record.episode.attempt, record.id)
 
 
 def parse_split(text: str | None) -> float | None:
@@ -331,12 +321,12 @@ def export(
         raise ExportError("--out must be a file, not a folder", where=str(out))
     statuses = [status] if isinstance(status, str) else list(status)
     records = sorted(store.records(status=statuses), key=order_key)
-    skipped = [r for r in records if not include_unfinished and r.get("end_reason") != "finished"]
-    records = [r for r in records if include_unfinished or r.get("end_reason") == "finished"]
+    skipped = [r for r in records if not include_unfinished and r.end_reason != "finished"]
+    records = [r for r in records if include_unfinished or r.end_reason == "finished"]
 
     eval_groups: set[str] = set()
     if eval_fraction is not None:
-        group_of = (lambda r: r["task"]["template"]) if split_by == "template" else (lambda r: r["task"]["id"])
+        group_of = (lambda r: r.task.template) if split_by == "template" else (lambda r: r.task.id)
         eval_groups = split_groups((group_of(r) for r in records), eval_fraction, seed)
     paths = output_paths(out, eval_fraction is not None)
     lines: dict[str, list[str]] = {name: [] for name in paths}
@@ -351,10 +341,10 @@ def export(
         if eval_fraction is None:
             side = "all"
         else:
-            key = record["task"]["template"] if split_by == "template" else record["task"]["id"]
+            key = record.task.template if split_by == "template" else record.task.id
             side = "eval" if key in eval_groups else "train"
         lines[side].append(_line(redact(converted, env)))
-        ids[side].append(record["id"])
+        ids[side].append(record.id)
     for name, path in paths.items():
         _write_atomic(path, lines[name])
 
@@ -375,21 +365,16 @@ def export(
         "string_arguments": string_arguments if fmt == "chat" else None,
         "counts": {
             "trajectories": len(records),
-            "by_template": dict(sorted(Counter(r["task"]["template"] for r in records).items())),
-            "by_status": dict(sorted(Counter(r["status"] for r in records).items())),
+            "by_template": dict(sorted(Counter(r.task.template for r in records).items())),
+            "by_status": dict(sorted(Counter(r.status for r in records).items())),
             "skipped_unfinished": len(skipped),
             "steps_left_out_by_clean": dropped_steps,
             **({name: len(v) for name, v in lines.items()} if eval_fraction is not None else {}),
         },
-        "sessions": _distinct(
-            redact({"name": (r.get("session") or {}).get("name"), "path": (r.get("session") or {}).get("path")}, env)
-            for r in records
-        ),
-        "packs": _distinct(r.get("pack") for r in records),
-        "models": _distinct(redact(r.get("agent"), env) for r in records),
-        "filters": _distinct(
-            redact(((r.get("session") or {}).get("settings") or {}).get("filters"), env) for r in records
-        ),
+        "sessions": _distinct(redact({"name": r.session.name, "path": r.session.path}, env) for r in records),
+        "packs": _distinct(r.pack.to_dict() for r in records),
+        "models": _distinct(redact(r.agent, env) for r in records),
+        "filters": _distinct(redact(r.session.settings.get("filters"), env) for r in records),
         "split": None
         if eval_fraction is None
         else {"eval": eval_fraction, "by": split_by, "seed": seed, "eval_groups": sorted(eval_groups)},

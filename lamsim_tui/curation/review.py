@@ -7,7 +7,7 @@ back. Decisions are numbered across the store; `undo` reverts the latest one not
 can be repeated. One decision is one durable write of one record.
 
 An edit is never trusted as typed: the edited actions are replayed in a fresh sandbox
-(`engine.replay`), so observations come from the tools, feedback is re-run and the judge scores
+(`simulator.replay`), so observations come from the tools, feedback is re-run and the judge scores
 the result. An edit whose replay has error feedback or a wrong answer is refused with the reasons,
 unless forced with a note (the audit entry says `forced`). An accepted edit keeps the original
 trajectory beside it (`review.original`) and a diff of the editable JSON (`review.diff`).
@@ -15,16 +15,15 @@ trajectory beside it (`review.original`) and a diff of the editable JSON (`revie
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import getpass
 import json
-import os
 import weakref
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from lamsim_tui.errors import LamsimError
+from lamsim_tui.record import Finish, Review, ReviewEntry, Trajectory, current_user, utc_now
 from lamsim_tui.store import Store
 
 # Fields an edit replaces (and undo restores).
@@ -39,22 +38,11 @@ class ReviewError(LamsimError):
 class EditRefused(ReviewError):
     """The replayed edit has error feedback or a wrong answer; `problems` says which."""
 
-    def __init__(self, message: str, *, problems: list[str], codes: list[str], replayed: dict, **kw: Any):
+    def __init__(self, message: str, *, problems: list[str], codes: list[str], replayed: Trajectory, **kw: Any):
         super().__init__(message, **kw)
         self.problems = problems
         self.codes = codes
         self.replayed = replayed
-
-
-def operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return os.environ.get("USER") or os.environ.get("USERNAME") or f"uid {os.getuid()}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _tags(tags: str | Iterable[str] | None) -> list[str]:
@@ -79,11 +67,9 @@ class _Ledger:
     def __init__(self, store: Store):
         self.seq = 0
         self.undoable: list[tuple[int, str]] = []
-        for doc in store.peek():
-            for entry in (doc.get("review") or {}).get("history", []):
-                self.seq = max(self.seq, entry.get("seq", 0))
-                if entry.get("action") != "undo" and not entry.get("undone_by"):
-                    self.undoable.append((entry["seq"], doc["id"]))
+        for listing in store.listings():
+            self.seq = max(self.seq, listing.last_seq)
+            self.undoable.extend((seq, listing.id) for seq in listing.live_seqs)
         self.undoable.sort()
 
 
@@ -102,15 +88,9 @@ def _writable(store: Store) -> None:
         raise ReviewError("the store is open read-only", where=str(store.path))
 
 
-def _review(record: dict) -> dict:
-    review = dict(record.get("review") or {})
-    review["history"] = list(review.get("history", []))
-    return review
-
-
 def _decide(
     store: Store,
-    record: dict,
+    record: Trajectory,
     action: str,
     to_status: str,
     *,
@@ -120,36 +100,29 @@ def _decide(
     fields: dict | None = None,
     review_changes: dict | None = None,
     forced: bool = False,
-    extra: dict | None = None,
-) -> dict:
+    replay_problems: list[str] | None = None,
+) -> Trajectory:
+    """One decision: the changed fields and the audit entry saying what they were, in one durable write."""
     ledger = _ledger(store)
     seq = ledger.seq + 1
     fields = dict(fields or {})
     fields["status"] = to_status
-    prior = {name: record.get(name) for name in fields}
-    review = _review(record)
-    entry = {
-        "seq": seq,
-        "action": action,
-        "at": _now(),
-        "user": user or operator(),
-        "note": note or None,
-        "tags": tags,
-        "from": record.get("status"),
-        "to": to_status,
-        "forced": forced,
-        "prior": prior,
-    }
+    stored = record.to_dict()
+    prior = {name: stored.get(name) for name in fields}
+    review = record.review or Review()
+    prior_review = None
     if review_changes:
-        entry["prior_review"] = {name: review.get(name) for name in review_changes}
-        review.update(review_changes)
-    if extra:
-        entry.update(extra)
-    review["history"].append(entry)
+        stored_review = review.to_dict()
+        prior_review = {name: stored_review.get(name) for name in review_changes}
+    entry = ReviewEntry(seq=seq, action=action, at=utc_now("seconds"), user=user or current_user(), note=note or None,
+                        tags=tuple(tags), from_status=record.status, to_status=to_status, forced=forced, prior=prior,
+                        prior_review=prior_review,
+                        replay_problems=tuple(replay_problems) if replay_problems else None)
+    review = dataclasses.replace(review, **(review_changes or {}), history=(*review.history, entry))
     fields["review"] = review
-    updated = store.update(record["id"], fields)
+    updated = store.update(record.id, fields)
     ledger.seq = seq
-    ledger.undoable.append((seq, record["id"]))
+    ledger.undoable.append((seq, record.id))
     return updated
 
 
@@ -160,13 +133,13 @@ def accept(
     note: str | None = None,
     tags: str | Iterable[str] | None = None,
     user: str | None = None,
-) -> dict:
+) -> Trajectory:
     """Mark a trajectory accepted (from pending, filtered or discarded)."""
     _writable(store)
     record = store.get(record_id)
-    if record["status"] == "accepted":
+    if record.status == "accepted":
         raise ReviewError(
-            f"trajectory {record['id'][:12]} is already accepted", hint="`lamsim review undo` reverts the last decision"
+            f"trajectory {record.id[:12]} is already accepted", hint="`lamsim review undo` reverts the last decision"
         )
     return _decide(store, record, "accept", "accepted", note=note, tags=_tags(tags), user=user)
 
@@ -178,109 +151,84 @@ def discard(
     reason: str | Iterable[str] | None = None,
     note: str | None = None,
     user: str | None = None,
-) -> dict:
+) -> Trajectory:
     """Mark a trajectory discarded; `reason` is one or more tags (comma-separated or a list)."""
     _writable(store)
     record = store.get(record_id)
-    if record["status"] == "discarded":
+    if record.status == "discarded":
         raise ReviewError(
-            f"trajectory {record['id'][:12]} is already discarded",
+            f"trajectory {record.id[:12]} is already discarded",
             hint="`lamsim review undo` reverts the last decision",
         )
     return _decide(store, record, "discard", "discarded", note=note, tags=_tags(reason), user=user)
 
 
-def undo(store: Store, *, user: str | None = None) -> tuple[dict, dict]:
+def undo(store: Store, *, user: str | None = None) -> tuple[Trajectory, ReviewEntry]:
     """Revert the latest decision not yet undone. Returns (record after, the decision undone)."""
     _writable(store)
     with store.lock:
         return _undo(store, user)
 
 
-def _undo(store: Store, user: str | None) -> tuple[dict, dict]:
+def _undo(store: Store, user: str | None) -> tuple[Trajectory, ReviewEntry]:
     ledger = _ledger(store)
     if not ledger.undoable:
         raise ReviewError("nothing to undo: no review decision in this store")
     seq, record_id = ledger.undoable[-1]
     record = store.get(record_id)
-    review = _review(record)
-    index = next(i for i, e in enumerate(review["history"]) if e.get("seq") == seq)
-    undone = dict(review["history"][index])
+    review = record.review or Review()
+    index = next(i for i, e in enumerate(review.history) if e.seq == seq)
+    undone = review.history[index]
     new_seq = ledger.seq + 1
-    review["history"][index] = {**undone, "undone_by": new_seq}
-    for name, value in (undone.get("prior_review") or {}).items():
-        if value is None:
-            review.pop(name, None)
-        else:
-            review[name] = value
-    review["history"].append(
-        {
-            "seq": new_seq,
-            "action": "undo",
-            "at": _now(),
-            "user": user or operator(),
-            "note": None,
-            "tags": [],
-            "from": record.get("status"),
-            "to": undone["prior"].get("status"),
-            "forced": False,
-            "undoes": seq,
-        }
-    )
-    fields = dict(undone["prior"])
-    fields["review"] = review
+    history = list(review.history)
+    history[index] = dataclasses.replace(undone, undone_by=new_seq)
+    restored = dict(undone.prior_review or {})  # review fields as they were (None: absent)
+    prior = dict(undone.prior or {})
+    history.append(ReviewEntry(seq=new_seq, action="undo", at=utc_now("seconds"), user=user or current_user(),
+                               note=None, tags=(), from_status=record.status, to_status=prior.get("status"),
+                               undoes=seq))
+    fields = dict(prior)
+    fields["review"] = dataclasses.replace(review, **restored, history=tuple(history))
     updated = store.update(record_id, fields)
     ledger.seq = new_seq
     ledger.undoable.pop()
     return updated, undone
 
 
-def history(store: Store) -> list[dict]:
-    """Every audit entry in the store, oldest first, each with the trajectory id."""
-    entries = []
-    for doc in store.peek():
-        for entry in (doc.get("review") or {}).get("history", []):
-            entries.append({"id": doc["id"], **{k: v for k, v in entry.items() if k not in ("prior", "prior_review")}})
-    entries.sort(key=lambda e: e.get("seq", 0))
+def history(store: Store) -> list[tuple[str, ReviewEntry]]:
+    """Every audit entry in the store with its trajectory's id, oldest first."""
+    entries = [(record.id, entry) for record in store.records() for entry in record.history]
+    entries.sort(key=lambda item: item[1].seq)
     return entries
 
 
 # ----- edits ---------------------------------------------------------------------------------------
 
 
-def editable(record: dict, *, observations: bool = True) -> dict:
+def editable(record: Trajectory, *, observations: bool = True) -> dict:
     """What the operator edits: thoughts, tools and arguments of the calls, and the final answer.
 
     Observations (and feedback) are shown for orientation only: they are recomputed by replay.
     """
     steps = []
-    final_answer = record.get("final_answer")
+    final_answer = record.final_answer
     final_thought = ""
-    action_steps = [s for s in record.get("steps", []) if s.get("action")]
-    last_finish = max((i for i, s in enumerate(action_steps) if s["action"].get("type") == "finish"), default=None)
+    action_steps = [s for s in record.steps if s.action is not None]
+    last_finish = max((i for i, s in enumerate(action_steps) if isinstance(s.action, Finish)), default=None)
     for i, step in enumerate(action_steps):
-        action = step["action"]
-        if action.get("type") == "finish":
+        action = step.action
+        if isinstance(action, Finish):
             if i == last_finish:
-                final_thought = step.get("thought") or ""
-                final_answer = action.get("answer", final_answer)
+                final_thought = step.thought
+                final_answer = action.answer
                 continue
-            item = {
-                "thought": step.get("thought") or "",
-                "tool": "finish",
-                "arguments": {"answer": action.get("answer")},
-            }
+            item = {"thought": step.thought, "tool": "finish", "arguments": {"answer": action.answer}}
         else:
-            item = {
-                "thought": step.get("thought") or "",
-                "tool": action.get("tool"),
-                "arguments": action.get("arguments") or {},
-            }
+            item = {"thought": step.thought, "tool": action.tool, "arguments": action.arguments or {}}
         if observations:
-            item["observation"] = step.get("observation", "")
-            codes = [f["code"] for f in step.get("feedback", [])]
-            if codes:
-                item["feedback"] = codes
+            item["observation"] = step.observation
+            if step.feedback:
+                item["feedback"] = step.codes
         steps.append(item)
     out: dict[str, Any] = {"steps": steps, "final_answer": final_answer}
     if final_thought:
@@ -288,7 +236,7 @@ def editable(record: dict, *, observations: bool = True) -> dict:
     return out
 
 
-def editable_text(record: dict) -> str:
+def editable_text(record: Trajectory) -> str:
     header = {
         "_help": "Edit thoughts, tools, arguments and final_answer; delete, insert or reorder steps. "
         "Observations and feedback are recomputed by replaying the tools: edits to them are ignored. "
@@ -353,23 +301,23 @@ def actions_from_editable(edited: dict, *, where: str = "edit") -> list[dict]:
     return actions
 
 
-def replay_problems(replayed: dict) -> tuple[list[str], list[str]]:
+def replay_problems(replayed: Trajectory) -> tuple[list[str], list[str]]:
     """Why a replayed trajectory cannot be trusted: error feedback, a wrong answer, no proper end."""
     problems: list[str] = []
     codes: list[str] = []
-    for step in replayed.get("steps", []):
-        for fb in step.get("feedback", []):
-            if fb.get("severity") == "error":
-                codes.append(fb["code"])
-                problems.append(f"step {step.get('index', '?')}: {fb['code']}: {fb.get('message', '')}")
-    verdict = replayed.get("verdict") or {}
-    if not verdict.get("success"):
-        reasons = verdict.get("reasons") or ["the judge did not accept the result"]
+    for step in replayed.steps:
+        for fb in step.feedback:
+            if fb.severity == "error":
+                codes.append(fb.code)
+                problems.append(f"step {step.index}: {fb.code}: {fb.message}")
+    verdict = replayed.verdict
+    if not verdict.success:
+        reasons = verdict.reasons or ("the judge did not accept the result",)
         problems.extend(f"judge: {r}" for r in reasons)
-        if not verdict.get("answer_correct") and "answer.wrong" not in codes:
+        if not verdict.answer_correct and "answer.wrong" not in codes:
             codes.append("answer.wrong")
-    if replayed.get("end_reason") != "finished":
-        problems.append(f"the replay ended with {replayed.get('end_reason')}, not a final answer")
+    if replayed.end_reason != "finished":
+        problems.append(f"the replay ended with {replayed.end_reason}, not a final answer")
     return problems, codes
 
 
@@ -389,8 +337,8 @@ def edit(
     tags: str | Iterable[str] | None = None,
     user: str | None = None,
     pack: Any = None,
-    replay: Callable[..., dict] | None = None,
-) -> dict:
+    replay: Callable[..., Trajectory] | None = None,
+) -> Trajectory:
     """Replay the edited trajectory; if it holds up (or `force` with a note), store it as accepted.
 
     Raises EditRefused (with the feedback codes and reasons) when the replay has error feedback or
@@ -402,7 +350,7 @@ def edit(
     if force and not (note and note.strip()):
         raise ReviewError("a forced edit needs a note saying why", where="--note")
     if replay is None:
-        from lamsim_tui.simulator.engine import replay
+        from lamsim_tui.simulator.replay import replay
     replayed = replay(record, actions, pack=pack)
     problems, codes = replay_problems(replayed)
     if problems and not force:
@@ -413,18 +361,19 @@ def edit(
             replayed=replayed,
             hint="fix the edit, or keep it anyway with --force --note 'why'",
         )
-    fields = {name: replayed.get(name) for name in EDITED_FIELDS if name in replayed}
-    review = record.get("review") or {}
-    original = review.get("original") or {name: record.get(name) for name in EDITED_FIELDS}
+    fields = {name: getattr(replayed, name) for name in EDITED_FIELDS}
+    review = record.review or Review()
+    stored = record.to_dict()
+    original = review.original or {name: stored.get(name) for name in EDITED_FIELDS}
     before = editable(record, observations=False)
     after = editable(replayed, observations=False)
-    review_changes = {"original": original, "diff": _diff(before, after), "edits": review.get("edits", 0) + 1}
+    review_changes = {"original": original, "diff": _diff(before, after), "edits": (review.edits or 0) + 1}
     if force and problems:
         review_changes["forced"] = True
     with store.lock:
-        if store.get(record["id"]) != record:
+        if store.get(record.id) != record:
             raise ReviewError(
-                f"trajectory {record['id'][:12]} changed while the edit was replayed",
+                f"trajectory {record.id[:12]} changed while the edit was replayed",
                 hint="look at it again and redo the edit",
             )
         return _decide(
@@ -438,5 +387,5 @@ def edit(
             fields=fields,
             review_changes=review_changes,
             forced=bool(problems) and force,
-            extra={"replay_problems": problems} if problems else None,
+            replay_problems=problems or None,
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from lamsim_tui.store import STATUSES, Store
+from lamsim_tui.record import STATUSES, Listing
+from lamsim_tui.store import Store
 
 
 @dataclass
@@ -21,34 +22,18 @@ class _Tally:
     accepted_tokens: int = 0
     accepted_wall_s: float = 0.0
 
-    def add(self, doc: dict) -> None:
-        verdict = doc.get("verdict") or {}
-        steps = doc.get("steps") or []
+    def add(self, item: Listing) -> None:
         self.episodes += 1
-        self.succeeded += bool(verdict.get("success"))
-        self.passed += bool(verdict.get("passed"))
-        self.statuses[doc.get("status")] += 1
-        review = doc.get("review") or {}
-        live = [e for e in review.get("history", []) if e.get("action") == "edit" and not e.get("undone_by")]
-        self.edited += bool(live)
-        self.forced += sum(1 for e in live if e.get("forced"))
-        findings = verdict.get("findings")
-        if not isinstance(findings, dict):
-            findings = Counter(f["code"] for s in steps for f in s.get("feedback") or [])
-        self.findings.update(findings)
-        self.steps += verdict.get("steps_used") or len(steps)
-        if doc.get("status") == "accepted":
-            for step in steps:
-                usage = step.get("usage") or {}
-                total = usage.get("total_tokens")
-                if not isinstance(total, (int, float)):
-                    total = sum(
-                        v
-                        for k, v in usage.items()
-                        if k in ("prompt_tokens", "completion_tokens") and isinstance(v, (int, float))
-                    )
-                self.accepted_tokens += int(total)
-            self.accepted_wall_s += float((doc.get("timing") or {}).get("wall_s") or 0.0)
+        self.succeeded += item.success
+        self.passed += item.passed
+        self.statuses[item.status] += 1
+        self.edited += item.edited
+        self.forced += item.forced_edits
+        self.findings.update(item.findings)
+        self.steps += item.steps
+        if item.status == "accepted":
+            self.accepted_tokens += item.tokens
+            self.accepted_wall_s += item.wall_s
 
     def to_dict(self) -> dict:
         n = self.episodes
@@ -77,10 +62,9 @@ class _Tally:
 def compute(store: Store) -> dict:
     overall = _Tally()
     per: dict[str, _Tally] = {}
-    for doc in store.peek():
-        template = (doc.get("task") or {}).get("template") or "?"
-        overall.add(doc)
-        per.setdefault(template, _Tally()).add(doc)
+    for item in store.listings():
+        overall.add(item)
+        per.setdefault(item.template, _Tally()).add(item)
     return {
         "store": str(store.path),
         "overall": overall.to_dict(),

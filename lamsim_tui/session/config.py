@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from lamsim_tui.errors import ConfigError
 from lamsim_tui.session.schema import Builder, schema_table
 from lamsim_tui.session.yamlload import Located, load_yaml
+
+T = TypeVar("T")
 
 
 def _doc(text: str, **extra) -> dict:
@@ -229,3 +231,12 @@ def session_schema_markdown() -> str:
         lines.append(f"| `{key}` | {tp} | `{default}` | {doc} |")
     return "\n".join(lines)
 
+
+
+def recorded_section(cls: type[T], data: dict | None) -> T:
+    """A settings section (`BudgetSettings`, ...) rebuilt from a record's `session.settings`.
+
+    Keys this lamsim does not know (a record written by another version) are left out.
+    """
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    return cls(**{k: v for k, v in (data or {}).items() if k in names})

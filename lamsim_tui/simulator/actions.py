@@ -15,36 +15,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamsim_tui.simulator.feedback import Finding, finding
+from lamsim_tui.record import Action, Finding, Finish, ToolCall, action_from_dict  # noqa: F401 (re-exported for the parser's users)
+from lamsim_tui.simulator.feedback import finding
 
 FINISH = "finish"
 MAX_OUTPUT_CHARS = 200_000  # longer model output is cut before parsing
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    tool: str
-    arguments: dict
-    call_id: str = ""
-
-    def to_dict(self) -> dict:
-        return {"type": "call", "tool": self.tool, "arguments": self.arguments, "call_id": self.call_id}
-
-    def signature(self) -> str:
-        return self.tool + json.dumps(self.arguments, sort_keys=True, ensure_ascii=False, default=str)
-
-
-@dataclass(frozen=True)
-class Finish:
-    answer: Any
-    call_id: str = ""
-    has_answer: bool = True
-
-    def to_dict(self) -> dict:
-        return {"type": "finish", "answer": self.answer, "call_id": self.call_id}
-
-
-Action = ToolCall | Finish
 
 
 @dataclass(frozen=True)
@@ -55,12 +30,6 @@ class Parsed:
     action: Action | None = None
     problem: Finding | None = None
     notes: tuple[str, ...] = field(default=())  # repairs applied (fences stripped, quotes fixed, ...)
-
-
-def action_from_dict(data: dict) -> Action:
-    if data.get("type") == "finish":
-        return Finish(answer=data.get("answer"), call_id=data.get("call_id", ""), has_answer="answer" in data)
-    return ToolCall(tool=data["tool"], arguments=data.get("arguments") or {}, call_id=data.get("call_id", ""))
 
 
 _FENCE = re.compile(r"```(?:json|JSON|javascript|js|python)?\s*\n?(.*?)```", re.DOTALL)

@@ -1,14 +1,14 @@
 """The engine: runs episodes (agent -> feedback -> sandbox -> observation) with bounded concurrency,
 judges and filters each trajectory, writes it to the store and emits typed events.
 
-The engine never imports Textual; the TUI and the headless CLI both drive this class.
+The engine never imports Textual; the TUI and the headless CLI both drive this class. One
+episode's loop is `simulator.episode.run_episode`; replaying an edit is `simulator.replay`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
 import hashlib
 import time
 import uuid
@@ -16,241 +16,50 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from lamsim_tui.agents.base import AgentFactory, EpisodeView, ModelFailure, StepView
-from lamsim_tui.events import (
-    EpisodeFinished,
-    EpisodeStarted,
-    Event,
-    FeedbackGiven,
-    ObservationMade,
-    Progress,
-    SessionFinished,
-    SessionPaused,
-    StepProposed,
-)
+from lamsim_tui.agents.base import AgentFactory
+from lamsim_tui.events import EpisodeFinished, EpisodeStarted, Event, Progress, SessionFinished, SessionPaused
 from lamsim_tui.packs import Pack
-from lamsim_tui.session.config import BudgetSettings, FeedbackSettings, FilterSettings, Session
-from lamsim_tui.simulator.actions import Finish, ToolCall
-from lamsim_tui.simulator.feedback import CODES, Finding, enabled, finding
-from lamsim_tui.simulator.filters import action_signature, failed_filters
-from lamsim_tui.simulator.judge import check_answer_form, judge
-from lamsim_tui.simulator.runner import ToolRunner, render_findings
-from lamsim_tui.simulator.tasks import Generation, Task, TaskGenerator, template_weights, to_json_value
+from lamsim_tui.record import EpisodeInfo, PackInfo, SessionInfo, Task, Trajectory, utc_now
+from lamsim_tui.session.config import Session
+from lamsim_tui.simulator.episode import EpisodeResult, EpisodeSettings, run_episode
+from lamsim_tui.simulator.filters import failed_filters
+from lamsim_tui.simulator.runner import ToolRunner
+from lamsim_tui.simulator.tasks import Generation, TaskGenerator, template_weights
 
-SCHEMA_VERSION = 1
 MODEL_FAILURES_BEFORE_PAUSE = 3
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def episode_seed(session_seed: int, task_id: str, attempt: int) -> int:
     return int(hashlib.sha1(f"{session_seed}:{task_id}:{attempt}".encode()).hexdigest()[:12], 16)
 
 
-@dataclass
-class EpisodeSettings:
-    budget: BudgetSettings = field(default_factory=BudgetSettings)
-    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
-
-
-async def run_episode(
-    *,
-    pack: Pack,
-    runner: ToolRunner,
-    task: Task,
-    agent: Any,
-    settings: EpisodeSettings,
-    episode_id: str,
-    seed: int,
-    emit: Callable[[Event], None],
-    gate: Callable[[], Any] | None = None,
-) -> dict:
-    """One agent attempt at one task. Returns the episode part of a trajectory record."""
-    budget, fb = settings.budget, settings.feedback
-    disabled = fb.disable
-    sb = pack.new_sandbox()
-    tools = list(pack.tools.values())
-    views: list[StepView] = []
-    steps: list[dict] = []
-    executed_calls: dict[str, int] = {}
-    final_answer: Any = None
-    answered = False
-    answers_given = 0
-    end_reason: str | None = None
-    model_s = engine_s = 0.0
-    started = time.perf_counter()
-    deadline = started + budget.seconds
-    view = EpisodeView(episode_id=episode_id, query=task.query, tools=tools, steps=views,
-                       step_budget=budget.steps, seed=seed, task=task)
-
-    for index in range(budget.steps):
-        if gate is not None:
-            await gate()
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            end_reason = "budget.time"
-            break
-        t_model = time.perf_counter()
-        try:
-            turn = await asyncio.wait_for(agent.step(view, emit), remaining)
-        except TimeoutError:
-            model_s += time.perf_counter() - t_model
-            end_reason = "budget.time"
-            break
-        except ModelFailure as failure:
-            model_s += time.perf_counter() - t_model
-            end_reason = failure.code
-            steps.append({"index": index, "raw": "", "thought": "", "action": None, "observation": "",
-                          "result": None, "executed": False, "feedback": [],
-                          "error": {"code": failure.code, "message": failure.message}, "usage": {},
-                          "engine_s": 0.0})
-            break
-        t_engine = time.perf_counter()
-        model_s += t_engine - t_model
-        parsed = turn.parsed
-        action = parsed.action
-        action_dict = None
-        if action is not None:
-            if not action.call_id:
-                action = dataclasses.replace(action, call_id=f"call_{index}")
-            action_dict = to_json_value(action.to_dict())
-        emit(StepProposed(episode_id, index, parsed.thought, action_dict, turn.raw, dict(turn.usage)))
-
-        findings: list[Finding] = []
-        executed = False
-        result: Any = None
-        crash: str | None = None
-        ok = False
-        finished = False
-        if parsed.problem is not None:
-            findings.append(parsed.problem)
-        elif isinstance(action, ToolCall):
-            pre = runner.precheck(action)
-            signature = action.signature()
-            if pre:
-                findings.extend(pre)
-            elif signature in executed_calls and enabled("loop.repeat", disabled):
-                findings.append(finding("loop.repeat", tool=action.tool, step=executed_calls[signature] + 1))
-            else:
-                outcome = await runner.execute(sb, action, prechecked=True)
-                executed, ok, crash = outcome.executed, outcome.ok, outcome.crash
-                result = to_json_value(outcome.result) if ok else None
-                findings.extend(outcome.findings)
-                executed_calls.setdefault(signature, index)
-        elif isinstance(action, Finish):
-            problem = check_answer_form(task.answer_type, action.answer, action.has_answer)
-            if problem is not None:
-                findings.append(problem)
-            else:
-                answers_given += 1
-                answer_ok, state_ok, _ = judge(task, action.answer, True, to_json_value(sb.changes()))
-                correct = answer_ok and state_ok is not False
-                steps_left = budget.steps - index - 1
-                retry = (fb.reveal_wrong_answer and not correct and answers_given < fb.answer_attempts
-                         and steps_left > 0 and enabled("answer.wrong", disabled))
-                if retry:
-                    findings.append(finding("answer.wrong"))
-                else:
-                    final_answer, answered, finished = to_json_value(action.answer), True, True
-                    end_reason = "finished"
-        if not finished:
-            steps_left = budget.steps - index - 1
-            if steps_left == 0:
-                findings.append(finding("budget.exhausted"))
-                end_reason = "budget.exhausted"
-            elif steps_left <= budget.warn_steps_left and enabled("budget.low", disabled):
-                findings.append(finding("budget.low", left=steps_left))
-
-        if ok:
-            observation = runner.observation(outcome, findings)
-        elif findings:
-            observation = render_findings(findings)
-        else:
-            observation = ""
-        finding_dicts = [f.to_dict() for f in findings]
-        if finding_dicts:
-            emit(FeedbackGiven(episode_id, index, tuple(finding_dicts)))
-        emit(ObservationMade(episode_id, index, observation, executed))
-        step_engine = time.perf_counter() - t_engine
-        engine_s += step_engine
-        step = {"index": index, "raw": turn.raw, "thought": parsed.thought, "action": action_dict,
-                "observation": observation, "result": result, "executed": executed, "feedback": finding_dicts,
-                "usage": turn.usage, "engine_s": round(step_engine, 6)}
-        if parsed.notes:
-            step["parse_notes"] = list(parsed.notes)
-        if crash:
-            step["crash"] = crash
-        steps.append(step)
-        views.append(StepView(index=index, raw=turn.raw, thought=parsed.thought, action=action_dict,
-                              observation=observation, findings=finding_dicts, executed=executed))
-        if end_reason:
-            break
-    if end_reason is None:
-        end_reason = "budget.exhausted"
-    if end_reason == "budget.time":
-        # The clock ran out between steps (or mid-generation): record it on the last step.
-        late = finding("budget.time").to_dict()
-        if steps:
-            steps[-1]["feedback"].append(late)
-        else:
-            steps.append({"index": 0, "raw": "", "thought": "", "action": None, "observation": "", "result": None,
-                          "executed": False, "feedback": [late], "usage": {}, "engine_s": 0.0})
-        emit(FeedbackGiven(episode_id, len(steps) - 1, (late,)))
-
-    t_judge = time.perf_counter()
-    final_state = to_json_value(sb.changes())
-    answer_ok, state_ok, reasons = judge(task, final_answer, answered, final_state)
-    if end_reason not in ("finished",):
-        reasons.insert(0, f"episode ended: {end_reason}")
-    counts = Counter(f["code"] for s in steps for f in s["feedback"])
-    error_counts = Counter(f["code"] for s in steps for f in s["feedback"] if f["severity"] == "error")
-    verdict = {
-        "success": bool(answer_ok and state_ok is not False and end_reason == "finished"),
-        "answer_correct": answer_ok,
-        "state_correct": state_ok,
-        "reasons": reasons,
-        "error_counts": dict(sorted(error_counts.items())),
-        "findings": dict(sorted(counts.items())),
-        "steps_used": len(steps),
-        "filters_failed": [],
-        "passed": False,
-    }
-    engine_s += time.perf_counter() - t_judge
-    return {
-        "steps": steps,
-        "final_answer": final_answer,
-        "end_reason": end_reason,
-        "final_state": final_state,
-        "verdict": verdict,
-        "timing": {"wall_s": round(time.perf_counter() - started, 6), "model_s": round(model_s, 6),
-                   "engine_s": round(engine_s, 6)},
-    }
-
-
-def build_record(*, episode: dict, task: Task, pack: Pack, session: Session | None, agent_info: dict,
-                 episode_id: str, seed: int, attempt: int, created_at: str, system_prompt: str | None = None) -> dict:
+def make_trajectory(*, episode: EpisodeResult, task: Task, pack: Pack, session: Session | None, agent_info: dict,
+                    episode_id: str, seed: int, attempt: int, created_at: str,
+                    system_prompt: str | None = None) -> Trajectory:
+    """The record of a finished episode (status and filters are set by `Engine._finish`)."""
     settings = session.public_settings() if session else {}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "id": episode_id,
-        "status": None,
-        "created_at": created_at,
-        "finished_at": _now(),
-        "session": {"name": settings.get("name"), "path": settings.get("path"),
-                    "seed": settings.get("seed"), "settings": settings},
-        "pack": {"name": pack.name, "version": pack.version, "path": str(pack.path)},
-        "agent": agent_info,
-        "episode": {"seed": seed, "attempt": attempt},
-        "task": task.to_dict(),
-        "tools": pack.tool_schemas(),
-        "system_prompt": system_prompt,
-        **episode,
-    }
+    return Trajectory(
+        id=episode_id,
+        status=None,
+        created_at=created_at,
+        finished_at=utc_now(),
+        session=SessionInfo(name=settings.get("name"), path=settings.get("path"), seed=settings.get("seed"),
+                            settings=settings),
+        pack=PackInfo(name=pack.name, version=pack.version, path=str(pack.path)),
+        agent=agent_info,
+        episode=EpisodeInfo(seed=seed, attempt=attempt),
+        task=task,
+        tools=pack.tool_schemas(),
+        system_prompt=system_prompt,
+        steps=episode.steps,
+        final_answer=episode.final_answer,
+        end_reason=episode.end_reason,
+        final_state=episode.final_state,
+        verdict=episode.verdict,
+        timing=episode.timing,
+    )
 
 
 @dataclass
@@ -271,6 +80,25 @@ class Summary:
     skipped_templates: dict = field(default_factory=dict)
     cancelled: bool = False
     paused_reason: str | None = None
+
+    def add(self, record: Trajectory) -> None:
+        """Count one finished, filtered episode."""
+        self.episodes += 1
+        self.succeeded += record.verdict.success
+        self.kept += record.verdict.passed
+        self.filtered += not record.verdict.passed
+        self.findings.update(record.verdict.findings)
+        self.end_reasons[record.end_reason] += 1
+        self.steps += len(record.steps)
+        for step in record.steps:
+            if step.action is not None and not any(f.code.startswith(_INVALID_PREFIXES) for f in step.feedback):
+                self.valid_steps += 1
+            for key in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+                value = step.usage.get(key)
+                if isinstance(value, (int, float)):
+                    self.tokens[key] += value
+        self.engine_s += record.timing.engine_s
+        self.model_s += record.timing.model_s
 
     def to_dict(self) -> dict:
         n = max(self.episodes, 1)
@@ -363,9 +191,8 @@ class Engine:
     def _kept_signatures(self) -> set[tuple[str, str]]:
         kept: set[tuple[str, str]] = set()
         if self.store is not None and self.session.filters.dedupe:
-            scan = getattr(self.store, "peek", None) or self.store.records  # peek: no copies
-            for record in scan(status=("pending", "accepted")):
-                kept.add((record["task"]["id"], action_signature(record["steps"])))
+            for listing in self.store.listings(status=("pending", "accepted")):
+                kept.add((listing.task_id, listing.signature))
         return kept
 
     async def run(self) -> Summary:
@@ -376,7 +203,7 @@ class Engine:
         started = time.perf_counter()
         # A model server that answers one request at a time (the embedded one) caps concurrency:
         # interleaved episodes would wait on it against their time budget and spoil its prefix cache.
-        limit = min(self.session.concurrency, getattr(self.factory, "max_concurrency", None) or self.session.concurrency)
+        limit = min(self.session.concurrency, self.factory.max_concurrency or self.session.concurrency)
         semaphore = asyncio.Semaphore(limit)
         total = len(generation.tasks) * self.session.attempts
         loop = asyncio.get_running_loop()
@@ -387,23 +214,23 @@ class Engine:
                 await self._gate()
                 seed = episode_seed(self.seed, task.id, attempt)
                 episode_id = uuid.uuid4().hex
-                agent, public = self.factory.for_episode(episode_id, seed)
-                created = _now()
+                agent, public = self.factory.for_episode(episode_id, seed,
+                                                         task if self.factory.replays_gold else None)
+                created = utc_now()
                 if self.session.agent.paraphrase and attempt == 0:
                     task = await self._paraphrased(task)
                 self.on_event(EpisodeStarted(episode_id, task.id, task.template, task.query, attempt,
-                                             tuple(task.gold_calls), task.gold_answer))
+                                             tuple(c.to_dict() for c in task.gold_calls), task.gold_answer))
                 try:
                     episode = await run_episode(pack=self.pack, runner=self.runner, task=task, agent=agent,
                                                 settings=self.settings, episode_id=episode_id, seed=seed,
                                                 emit=self.on_event, gate=self._gate)
                 finally:
                     await agent.aclose()
-                record = build_record(episode=episode, task=task, pack=self.pack, session=self.session,
-                                      agent_info={**self.factory.describe(), **public}, episode_id=episode_id,
-                                      seed=seed, attempt=attempt, created_at=created,
-                                      system_prompt=getattr(agent, "system_prompt", None))
-                self._finish(record, kept)
+                record = self._finish(make_trajectory(
+                    episode=episode, task=task, pack=self.pack, session=self.session,
+                    agent_info={**self.factory.describe(), **public}, episode_id=episode_id, seed=seed,
+                    attempt=attempt, created_at=created, system_prompt=agent.system_prompt), kept)
                 if self.store is not None:
                     pending_writes.append(loop.run_in_executor(self._writer, self.store.add, record))
                 self.on_event(EpisodeFinished(episode_id, record))
@@ -438,53 +265,37 @@ class Engine:
 
         Kept only when every slot value survives verbatim; otherwise the template's wording stays.
         """
-        paraphrase = getattr(self.factory, "paraphrase", None)
-        if paraphrase is None:
+        if not self.factory.can_paraphrase:
             return task
         try:
-            text = await paraphrase(task.query, task.slots, episode_seed(self.seed, task.id, 0))
+            text = await self.factory.paraphrase(task.query, task.slots, episode_seed(self.seed, task.id, 0))
         except Exception:  # a failed paraphrase never costs the episode
             return task
         if not isinstance(text, str) or not text.strip() or not paraphrase_keeps_slots(text, task.slots):
             return task
         return dataclasses.replace(task, query=text.strip(), original_query=task.query)
 
-    def _finish(self, record: dict, kept: set[tuple[str, str]]) -> None:
-        verdict = record["verdict"]
-        failed = failed_filters(record, self.session.filters, kept)
-        verdict["filters_failed"] = failed
-        verdict["passed"] = not failed
-        record["status"] = "filtered" if failed else "pending"
+    def _finish(self, record: Trajectory, kept: set[tuple[str, str]]) -> Trajectory:
+        """Apply the filters (status `pending` or `filtered`) and count the episode in the summary."""
+        signature = record.action_signature()
+        failed = failed_filters(record.verdict, record.task.id, signature, self.session.filters, kept)
+        record = record.replace(status="filtered" if failed else "pending",
+                                verdict=dataclasses.replace(record.verdict, filters_failed=tuple(failed),
+                                                            passed=not failed))
         if not failed:
-            kept.add((record["task"]["id"], action_signature(record["steps"])))
-        s = self.summary
-        s.episodes += 1
-        s.succeeded += verdict["success"]
-        s.kept += not failed
-        s.filtered += bool(failed)
-        s.findings.update(verdict["findings"])
-        s.end_reasons[record["end_reason"]] += 1
-        s.steps += len(record["steps"])
-        for step in record["steps"]:
-            if step["action"] is not None and not any(f["code"].startswith(_INVALID_PREFIXES)
-                                                      for f in step["feedback"]):
-                s.valid_steps += 1
-            for key in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-                value = step.get("usage", {}).get(key)
-                if isinstance(value, (int, float)):
-                    s.tokens[key] += value
-        s.engine_s += record["timing"]["engine_s"]
-        s.model_s += record["timing"]["model_s"]
+            kept.add((record.task.id, signature))
+        self.summary.add(record)
+        return record
 
-    def _track_model_failures(self, record: dict) -> None:
-        if record["end_reason"].startswith("model."):
+    def _track_model_failures(self, record: Trajectory) -> None:
+        if record.end_reason.startswith("model."):
             self._consecutive_model_failures += 1
             if self._consecutive_model_failures >= MODEL_FAILURES_BEFORE_PAUSE and not self.paused:
-                error = next((s.get("error") for s in reversed(record["steps"]) if s.get("error")), {}) or {}
-                model = record["agent"].get("model", "?")
-                api_base = record["agent"].get("api_base") or "(default)"
+                error = next((s.error for s in reversed(record.steps) if s.error is not None), None)
+                model = record.agent.get("model", "?")
+                api_base = record.agent.get("api_base") or "(default)"
                 reason = (f"{self._consecutive_model_failures} episodes in a row failed on the model "
-                          f"{model} at {api_base}: {error.get('message', record['end_reason'])}")
+                          f"{model} at {api_base}: {error.message if error else record.end_reason}")
                 self.summary.paused_reason = reason
                 self.pause()
                 self.on_event(SessionPaused(reason))
@@ -501,53 +312,4 @@ def paraphrase_keeps_slots(text: str, slots: dict) -> bool:
     return True
 
 
-# ----- replay of edited trajectories -----------------------------------------------------------
-
-
-async def areplay(record: dict, actions: list[dict], *, pack: Pack | None = None) -> dict:
-    """Re-execute an edited action list in a fresh sandbox; recompute observations, feedback, verdict.
-
-    ``actions`` are dicts shaped like a step's action (`{"type": "call", "tool", "arguments"}` or
-    `{"type": "finish", "answer"}`), optionally with "thought". Returns a new record (status None).
-    """
-    from lamsim_tui.agents.replay import ReplayAgent
-    from lamsim_tui.packs import load_pack
-
-    if pack is None:
-        pack = load_pack(record["pack"]["path"])
-    settings_dict = record.get("session", {}).get("settings", {}) or {}
-    budget = BudgetSettings(**{k: v for k, v in settings_dict.get("budget", {}).items()
-                               if k in BudgetSettings.__dataclass_fields__})
-    feedback = FeedbackSettings(**{k: v for k, v in settings_dict.get("feedback", {}).items()
-                                   if k in FeedbackSettings.__dataclass_fields__})
-    # The operator's edit is judged once: no second chances for a wrong final answer.
-    feedback = dataclasses.replace(feedback, reveal_wrong_answer=False)
-    budget = dataclasses.replace(budget, steps=max(budget.steps, len(actions)))
-    runner = ToolRunner(pack, timeout=budget.tool_seconds, disabled=feedback.disable,
-                        observation_chars=budget.observation_chars)
-    task = Task.from_dict(record["task"])
-    agent = ReplayAgent(actions)
-    episode = await run_episode(pack=pack, runner=runner, task=task, agent=agent,
-                                settings=EpisodeSettings(budget=budget, feedback=feedback),
-                                episode_id=record["id"], seed=record["episode"]["seed"], emit=lambda e: None)
-    new = {k: v for k, v in record.items() if k not in episode}
-    new.update(episode)
-    new["status"] = None
-    new["finished_at"] = _now()
-    new["replayed_by"] = getpass.getuser() if hasattr(getpass, "getuser") else None
-    if pack.version != record["pack"].get("version"):
-        new["pack"] = {**record["pack"], "version": pack.version}
-    filters = FilterSettings(**{k: v for k, v in settings_dict.get("filters", {}).items()
-                                if k in FilterSettings.__dataclass_fields__})
-    failed = failed_filters(new, dataclasses.replace(filters, dedupe=False), set())
-    new["verdict"]["filters_failed"] = failed
-    new["verdict"]["passed"] = not failed
-    return new
-
-
-def replay(record: dict, actions: list[dict], *, pack: Pack | None = None) -> dict:
-    """Blocking form of `areplay` (CLI, tests, thread workers)."""
-    return asyncio.run(areplay(record, actions, pack=pack))
-
-
-__all__ = ["Engine", "Summary", "run_episode", "build_record", "replay", "areplay", "SCHEMA_VERSION", "CODES"]
+__all__ = ["Engine", "Summary", "make_trajectory", "episode_seed", "paraphrase_keeps_slots"]

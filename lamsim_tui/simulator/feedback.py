@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lamsim_tui.record import Finding
+
 Severity = Literal["error", "warning", "info"]
 
 
@@ -75,15 +77,6 @@ CODES: dict[str, Code] = {c.code: c for c in _TABLE}
 # Codes an agent can cause by its own behaviour (the scripted agent must exercise all of them).
 AGENT_CODES = tuple(c.code for c in _TABLE if c.source == "agent")
 
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: Severity
-    message: str
-
-    def to_dict(self) -> dict:
-        return {"code": self.code, "severity": self.severity, "message": self.message}
 
 
 def finding(code: str, **fields: Any) -> Finding:

@@ -4,34 +4,29 @@
 
 from __future__ import annotations
 
-import json
-
+from lamsim_tui.record import Verdict
 from lamsim_tui.session.config import FilterSettings
 
-FILTER_NAMES = ("success", "max_errors", "max_steps", "no_loops", "dedupe", "error_free")
 
+def failed_filters(verdict: Verdict, task_id: str, signature: str, settings: FilterSettings,
+                   kept_signatures: set[tuple[str, str]]) -> list[str]:
+    """Names of the filters a judged trajectory fails (empty: it is kept for review as `pending`).
 
-def action_signature(steps: list[dict]) -> str:
-    """The executed actions of a trajectory, for spotting duplicates of the same task."""
-    actions = [s["action"] for s in steps if s.get("action") and (s.get("executed") or s["action"]["type"] == "finish")]
-    slim = [[a["type"], a.get("tool"), a.get("arguments"), a.get("answer")] for a in actions]
-    return json.dumps(slim, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def failed_filters(record: dict, settings: FilterSettings, kept_signatures: set[tuple[str, str]]) -> list[str]:
-    verdict = record["verdict"]
+    ``signature`` is its `record.action_signature`; ``kept_signatures`` the (task id, signature)
+    pairs already kept, for `dedupe`.
+    """
     failed = []
-    if settings.require_success and not verdict["success"]:
+    if settings.require_success and not verdict.success:
         failed.append("success")
-    errors = sum(n for code, n in verdict["error_counts"].items())
+    errors = sum(verdict.error_counts.values())
     if settings.max_errors is not None and errors > settings.max_errors:
         failed.append("max_errors")
-    if settings.max_steps is not None and verdict["steps_used"] > settings.max_steps:
+    if settings.max_steps is not None and verdict.steps_used > settings.max_steps:
         failed.append("max_steps")
-    if settings.no_loops and verdict["findings"].get("loop.repeat", 0):
+    if settings.no_loops and verdict.findings.get("loop.repeat", 0):
         failed.append("no_loops")
     if settings.error_free and errors:
         failed.append("error_free")
-    if settings.dedupe and (record["task"]["id"], action_signature(record["steps"])) in kept_signatures:
+    if settings.dedupe and (task_id, signature) in kept_signatures:
         failed.append("dedupe")
     return failed

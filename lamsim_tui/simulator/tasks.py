@@ -8,41 +8,13 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from lamsim_tui.packs import DataView, Pack, TemplateSpec
-from lamsim_tui.simulator.actions import ToolCall
+from lamsim_tui.record import GoldCall, Task, ToolCall, json_value
 from lamsim_tui.simulator.feedback import Finding
 from lamsim_tui.simulator.runner import ToolRunner
-
-
-def to_json_value(value: Any) -> Any:
-    """Plain JSON data (what the store keeps); dates and other objects become strings."""
-    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
-
-
-@dataclass(frozen=True)
-class Task:
-    id: str
-    template: str
-    query: str
-    slots: dict
-    gold_calls: list[dict]  # [{"tool", "arguments", "result"}]
-    gold_answer: Any
-    answer_type: str
-    tolerance: float
-    judge_state: bool
-    state_fields: dict | None
-    gold_state: dict
-    original_query: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Task:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
 
 class GoldFailure(Exception):
@@ -68,10 +40,10 @@ def _user_frame(exc: BaseException, spec: TemplateSpec) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else spec.source
 
 
-def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -> tuple[list[dict], Any, dict]:
+def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -> tuple[list[GoldCall], Any, dict]:
     """Run a gold program on a fresh sandbox: (gold calls, answer, final state changes)."""
     sb = pack.new_sandbox()
-    calls: list[dict] = []
+    calls: list[GoldCall] = []
 
     def call(tool: str, /, **arguments: Any) -> Any:
         outcome = runner.execute_sync(sb, ToolCall(tool=tool, arguments=arguments))
@@ -85,7 +57,7 @@ def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) ->
                 if frame is not None:
                     detail += "".join(f"\n{ln.strip()}" for ln in lines[frame:frame + 2] if ln != lines[-1])
             raise _GoldCallFailed(f"gold call {tool}({_short(arguments)}) failed: {detail}", outcome.findings)
-        calls.append({"tool": tool, "arguments": to_json_value(arguments), "result": to_json_value(outcome.result)})
+        calls.append(GoldCall(tool, json_value(arguments), json_value(outcome.result)))
         return outcome.result
 
     try:
@@ -96,7 +68,7 @@ def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) ->
         raise GoldFailure(spec.id, f"gold program raised {type(exc).__name__}: {exc}", _user_frame(exc, spec)) from None
     if answer is None:
         raise GoldFailure(spec.id, "gold program returned no answer (None)", spec.source)
-    return calls, to_json_value(answer), to_json_value(sb.changes())
+    return calls, json_value(answer), json_value(sb.changes())
 
 
 class _GoldCallFailed(Exception):
@@ -122,7 +94,7 @@ def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random) -> dict:
     if missing:
         raise GoldFailure(spec.id, f"query needs slot(s) {', '.join(missing)} that the sampler did not return",
                           spec.source)
-    return to_json_value(slots)
+    return json_value(slots)
 
 
 def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -> Task:
@@ -132,7 +104,7 @@ def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -
         template=spec.id,
         query=spec.query.format(**slots),
         slots=slots,
-        gold_calls=calls,
+        gold_calls=tuple(calls),
         gold_answer=answer,
         answer_type=spec.answer,
         tolerance=spec.tolerance,
@@ -248,7 +220,7 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
             report.ok += 1
             counts.append(len(task.gold_calls))
             report.truncated_observations += sum(
-                len(json.dumps(c["result"], ensure_ascii=False)) > runner.observation_chars for c in task.gold_calls)
+                len(json.dumps(c.result, ensure_ascii=False)) > runner.observation_chars for c in task.gold_calls)
             if key not in seen:
                 seen.add(key)
                 if len(report.examples) < 2:

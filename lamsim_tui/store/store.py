@@ -1,8 +1,10 @@
 """The trajectory store: records in TinyDB on a journal storage, looked up by (abbreviated) id.
 
-Records are plain JSON dicts (see docs/store.md). Inside the store the tool schemas and system
-prompt, which are the same for every episode of a session, are kept once (table `blobs`) and
-referenced from each record; `get` and `records` return whole records.
+It keeps `Trajectory.to_dict()` (plain JSON, see docs/record.md and docs/store.md) and gives back
+typed records: `get` and `records` return whole `Trajectory`s, `listings` the `Listing`s that
+lists, filters and statistics need. Inside the store the tool schemas, system prompt and session,
+which are the same for every episode of a session, are kept once (table `blobs`) and referenced
+from each record.
 """
 
 from __future__ import annotations
@@ -13,54 +15,54 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lamsim_tui import record as rec
 from lamsim_tui.errors import StoreError
+from lamsim_tui.record import MIGRATIONS, SCHEMA_VERSION, STATUSES, Listing, RecordError, Trajectory
 from lamsim_tui.store.redact import environment_secrets, redact
 from lamsim_tui.store.storage import JournalDB, JournalStorage
 
-RECORD_VERSION = 1  # schema_version of the records this lamsim writes
-STATUSES = ("pending", "filtered", "accepted", "discarded")
+RECORD_VERSION = SCHEMA_VERSION  # schema_version of the records this lamsim writes
 TRAJECTORIES = "trajectories"
 BLOBS = "blobs"
 SHARED_FIELDS = ("tools", "system_prompt", "session")  # the same across a session: kept once, in `blobs`
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
-# Upgrades of stored records, by the version they upgrade *from*. Each returns the record at version + 1.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
-
 
 def migrate(record: dict, *, where: str) -> dict:
-    version = record.get("schema_version")
-    if version == RECORD_VERSION:
-        return record
-    if not isinstance(version, int):
-        raise StoreError(
-            f"record {record.get('id')} has no schema_version",
-            where=where,
-            hint="it was not written by lamsim; remove it with `lamsim store salvage`",
-        )
-    if version > RECORD_VERSION:
-        raise StoreError(
-            f"record {record.get('id')} has schema_version {version}, newer than this lamsim reads ({RECORD_VERSION})",
-            where=where,
-            hint="upgrade lamsim; nothing was changed",
-        )
-    while version < RECORD_VERSION:
-        step = MIGRATIONS.get(version)
-        if step is None:
-            raise StoreError(
-                f"record {record.get('id')} has schema_version {version}, which cannot be migrated to {RECORD_VERSION}",
-                where=where,
-                hint="export it with the lamsim that wrote it",
-            )
-        record = step(record)
-        version = record["schema_version"]
-    return record
+    """A stored dict at the current schema version (see `record.migrate`), as a StoreError if it cannot be."""
+    try:
+        return rec.migrate(record)
+    except RecordError as exc:
+        version = record.get("schema_version")
+        if not isinstance(version, int):
+            hint = "it was not written by lamsim; remove it with `lamsim store salvage`"
+        elif version > RECORD_VERSION:
+            hint = "upgrade lamsim; nothing was changed"
+        else:
+            hint = "export it with the lamsim that wrote it"
+        raise StoreError(str(exc), where=where, hint=hint) from None
+
+
+def _typed(doc: dict, where: str) -> Trajectory:
+    try:
+        return Trajectory.from_dict(doc)
+    except RecordError as exc:
+        raise StoreError(str(exc), where=where, hint="the store is damaged; see docs/store.md, 'Recovery'") from None
+
+
+def _plain(value: Any) -> Any:
+    """A record field for storage: typed parts as their dicts."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _copy(doc: Any) -> Any:
@@ -175,10 +177,11 @@ class Store:
         return doc
 
     # -- the contract ----------------------------------------------------------------------------
-    def add(self, record: dict) -> str:
+    def add(self, trajectory: Trajectory) -> str:
         """Store a new record; durable when this returns. Returns its id."""
-        if not isinstance(record, dict):
-            raise StoreError("a record must be a dict", where=str(self.path))
+        if not isinstance(trajectory, Trajectory):
+            raise StoreError(f"a record must be a Trajectory, not {type(trajectory).__name__}", where=str(self.path))
+        record = trajectory.to_dict()
         record_id = record.get("id")
         if not isinstance(record_id, str) or not _HEX32.match(record_id):
             raise StoreError(f"record id must be 32 lowercase hex characters, not {record_id!r}", where=str(self.path))
@@ -236,32 +239,36 @@ class Store:
             )
         return matches[0]
 
-    def get(self, id_or_prefix: str) -> dict:
-        """A copy of one whole record (changing it does not change the store)."""
+    def get(self, id_or_prefix: str) -> Trajectory:
+        """One whole record (a copy: nothing done to it changes the store)."""
         with self._mutex:
             record_id = self.resolve(id_or_prefix)
             doc = self._storage.live_table(TRAJECTORIES)[self._by_id[record_id]]
-            return migrate(self._inflate(_copy(doc)), where=str(self.path))
+            return _typed(migrate(self._inflate(_copy(doc)), where=str(self.path)), str(self.path))
 
-    def records(self, status: str | Iterable[str] | None = None) -> Iterator[dict]:
-        """Copies of whole records, in the order they were added."""
+    def records(self, status: str | Iterable[str] | None = None) -> Iterator[Trajectory]:
+        """Whole records (copies), in the order they were added."""
         for key in self._keys(status):
             with self._mutex:
                 doc = self._storage.live_table(TRAJECTORIES).get(key)
                 if doc is None:
                     continue
-                record = migrate(self._inflate(_copy(doc)), where=str(self.path))
-            yield record
+                data = migrate(self._inflate(_copy(doc)), where=str(self.path))
+            yield _typed(data, str(self.path))
 
-    def peek(self, status: str | Iterable[str] | None = None) -> Iterator[dict]:
-        """The stored documents themselves, without copying, for fast scans (lists, statistics).
+    def listings(self, status: str | Iterable[str] | None = None) -> list[Listing]:
+        """What lists, filters and statistics need of each record, in the order they were added.
 
-        Read-only: never change what this yields. `tools` and `system_prompt` are references here.
+        `Listing.number` is the record's place in the store: stable across reopening, undo and filters.
         """
-        for key in self._keys(status):
-            doc = self._storage.live_table(TRAJECTORIES).get(key)
-            if doc is not None:
-                yield doc
+        with self._mutex:
+            live = self._storage.live_table(TRAJECTORIES)
+            return [Listing.of(live[key], int(key)) for key in self._keys(status) if key in live]
+
+    def number(self, record_id: str) -> int:
+        """The record's place in the store (see `listings`)."""
+        with self._mutex:
+            return int(self._by_id[self.resolve(record_id)])
 
     def _keys(self, status: str | Iterable[str] | None) -> list[str]:
         wanted = _statuses(status)
@@ -285,8 +292,13 @@ class Store:
     def __contains__(self, record_id: object) -> bool:
         return record_id in self._by_id
 
-    def update(self, record_id: str, fields: dict, *, remove: Iterable[str] = ()) -> dict:
-        """Change top-level fields of one record in one durable write; returns the new record."""
+    def update(self, record_id: str, fields: dict, *, remove: Iterable[str] = ()) -> Trajectory:
+        """Change top-level fields of one record in one durable write; returns the new record.
+
+        ``fields`` maps record field names to values: typed parts (`Verdict`, a tuple of `Step`s, ...)
+        or their plain JSON.
+        """
+        fields = {name: _plain(value) for name, value in fields.items()}
         with self._mutex:
             record_id = self.resolve(record_id)
             key = self._by_id[record_id]
@@ -349,11 +361,6 @@ class Store:
     def notices(self) -> list[str]:
         """Things the operator should be told (an unfinished write dropped after a crash)."""
         return list(self._storage.notices)
-
-    @property
-    def db(self) -> JournalDB:
-        """The TinyDB database (for queries); write through the Store's methods."""
-        return self._db
 
     def close(self) -> None:
         self._db.close()

@@ -1,7 +1,8 @@
 """Realistic trajectory records made without a model, for the store benchmark and tests.
 
-Shaped exactly like the engine's records (schema_version 1): CRM-like tools, a system prompt,
-3-8 steps with thoughts, tool calls, JSON observations, feedback and usage, a verdict.
+Built through the record's own types (`lamsim_tui.record`), so they have exactly the shape of
+the engine's records: CRM-like tools, a system prompt, 3-8 steps with thoughts, tool calls, JSON
+observations, feedback and usage, a verdict.
 """
 
 from __future__ import annotations
@@ -9,6 +10,21 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta
+
+from lamsim_tui.record import (
+    EpisodeInfo,
+    Finding,
+    Finish,
+    GoldCall,
+    PackInfo,
+    SessionInfo,
+    Task,
+    Timing,
+    ToolCall,
+    Trajectory,
+    Verdict,
+    new_step,
+)
 
 TEMPLATES = ("open_cases_for_account", "escalate_case", "total_order_value", "contact_email", "reassign_owner")
 TOOL_NAMES = (
@@ -62,7 +78,7 @@ SYSTEM_PROMPT = (
 
 def make_record(
     rng: random.Random, index: int, *, status: str | None = None, template: str | None = None, session: str = "bench"
-) -> dict:
+) -> Trajectory:
     template = template or TEMPLATES[index % len(TEMPLATES)]
     account = f"ACC-{rng.randrange(1, 500):04d}"
     gold_answer = rng.randrange(1, 40)
@@ -86,103 +102,77 @@ def make_record(
         ]
         feedback = []
         if bad:
-            feedback.append(
-                {
-                    "code": "args.unexpected",
-                    "severity": "error",
-                    "message": f"Tool '{tool}' has no argument 'acount_id'. Did you mean 'account_id'?",
-                }
-            )
-        observation = feedback[0]["message"] if bad else json.dumps(rows)
+            feedback.append(Finding("args.unexpected", "error",
+                                    f"Tool '{tool}' has no argument 'acount_id'. Did you mean 'account_id'?"))
         thought = f"I need the {tool.replace('_', ' ')} for {account} to answer."
-        steps.append(
-            {
-                "index": i,
-                "raw": json.dumps({"thought": thought, "tool": tool, "arguments": args}),
-                "thought": thought,
-                "action": {"type": "call", "tool": tool, "arguments": args, "call_id": f"call_{index}_{i}"},
-                "observation": observation,
-                "result": None if bad else rows,
-                "executed": not bad,
-                "feedback": feedback,
-                "usage": {"prompt_tokens": 900 + 150 * i, "completion_tokens": 60, "total_tokens": 960 + 150 * i},
-                "engine_s": 0.0004,
-            }
-        )
+        steps.append(new_step(
+            i,
+            raw=json.dumps({"thought": thought, "tool": tool, "arguments": args}),
+            thought=thought,
+            action=ToolCall(tool, args, f"call_{index}_{i}"),
+            observation=feedback[0].message if bad else json.dumps(rows),
+            result=None if bad else rows,
+            executed=not bad,
+            feedback=feedback,
+            usage={"prompt_tokens": 900 + 150 * i, "completion_tokens": 60, "total_tokens": 960 + 150 * i},
+            engine_s=0.0004,
+        ))
     answer = gold_answer + (1 if wrong else 0)
-    steps.append(
-        {
-            "index": n_calls,
-            "raw": json.dumps({"thought": "I have it.", "tool": "finish", "arguments": {"answer": answer}}),
-            "thought": "I have it.",
-            "action": {"type": "finish", "answer": answer, "call_id": f"call_{index}_f"},
-            "observation": "",
-            "result": None,
-            "executed": True,
-            "feedback": [{"code": "answer.wrong", "severity": "error", "message": "That answer is not correct."}]
-            if wrong
-            else [],
-            "usage": {"prompt_tokens": 1900, "completion_tokens": 20, "total_tokens": 1920},
-            "engine_s": 0.0001,
-        }
-    )
+    steps.append(new_step(
+        n_calls,
+        raw=json.dumps({"thought": "I have it.", "tool": "finish", "arguments": {"answer": answer}}),
+        thought="I have it.",
+        action=Finish(answer, f"call_{index}_f"),
+        executed=True,
+        feedback=[Finding("answer.wrong", "error", "That answer is not correct.")] if wrong else [],
+        usage={"prompt_tokens": 1900, "completion_tokens": 20, "total_tokens": 1920},
+        engine_s=0.0001,
+    ))
     findings: dict[str, int] = {}
     for step in steps:
-        for fb in step["feedback"]:
-            findings[fb["code"]] = findings.get(fb["code"], 0) + 1
+        for fb in step.feedback:
+            findings[fb.code] = findings.get(fb.code, 0) + 1
     passed = not wrong
-    record_id = f"{rng.getrandbits(128):032x}"
-    return {
-        "schema_version": 1,
-        "id": record_id,
-        "status": status or ("pending" if passed else "filtered"),
-        "created_at": started.isoformat(),
-        "finished_at": (started + timedelta(seconds=12)).isoformat(),
-        "session": {
-            "name": session,
-            "path": f"sessions/{session}.yaml",
-            "seed": 7,
-            "settings": {"pack": "crm", "tasks": 1000, "budget": {"max_steps": 12}},
-        },
-        "pack": {"name": "crm", "version": "0.1.0"},
-        "agent": {"kind": "model", "model": "ollama_chat/qwen2.5:7b", "format": "json", "temperature": 0.7},
-        "episode": {"seed": rng.randrange(1 << 30), "attempt": 0},
-        "task": {
-            "id": f"{template}-{index}",
-            "template": template,
-            "query": f"How many open cases does account {account} have?",
-            "original_query": None,
-            "slots": {"account_id": account},
-            "gold_calls": [
-                {
-                    "tool": "search_cases",
-                    "arguments": {"account_id": account, "status": "open"},
-                    "result": [{"case_id": "CS-00001"}],
-                }
-            ],
-            "gold_answer": gold_answer,
-            "answer_type": "number",
-            "tolerance": 0,
-            "judge_state": False,
-            "state_fields": None,
-            "gold_state": {},
-        },
-        "tools": tool_schemas(),
-        "system_prompt": SYSTEM_PROMPT,
-        "steps": steps,
-        "final_answer": answer,
-        "end_reason": "finished",
-        "final_state": {},
-        "verdict": {
-            "success": not wrong,
-            "answer_correct": not wrong,
-            "state_correct": None,
-            "reasons": ["answer differs from gold"] if wrong else [],
-            "error_counts": {k: v for k, v in findings.items()},
-            "findings": findings,
-            "steps_used": len(steps),
-            "filters_failed": [] if passed else ["success"],
-            "passed": passed,
-        },
-        "timing": {"wall_s": 11.8, "model_s": 11.2, "engine_s": 0.01},
-    }
+    return Trajectory(
+        id=f"{rng.getrandbits(128):032x}",
+        status=status or ("pending" if passed else "filtered"),
+        created_at=started.isoformat(),
+        finished_at=(started + timedelta(seconds=12)).isoformat(),
+        session=SessionInfo(name=session, path=f"sessions/{session}.yaml", seed=7,
+                            settings={"pack": "crm", "tasks": 1000, "budget": {"max_steps": 12}}),
+        pack=PackInfo(name="crm", version="0.1.0"),
+        agent={"kind": "model", "model": "ollama_chat/qwen2.5:7b", "format": "json", "temperature": 0.7},
+        episode=EpisodeInfo(seed=rng.randrange(1 << 30), attempt=0),
+        task=Task(
+            id=f"{template}-{index}",
+            template=template,
+            query=f"How many open cases does account {account} have?",
+            slots={"account_id": account},
+            gold_calls=(GoldCall("search_cases", {"account_id": account, "status": "open"},
+                                 [{"case_id": "CS-00001"}]),),
+            gold_answer=gold_answer,
+            answer_type="number",
+            tolerance=0,
+            judge_state=False,
+            state_fields=None,
+            gold_state={},
+        ),
+        tools=tool_schemas(),
+        system_prompt=SYSTEM_PROMPT,
+        steps=tuple(steps),
+        final_answer=answer,
+        end_reason="finished",
+        final_state={},
+        verdict=Verdict(
+            success=not wrong,
+            answer_correct=not wrong,
+            state_correct=None,
+            reasons=("answer differs from gold",) if wrong else (),
+            error_counts=dict(findings),
+            findings=findings,
+            steps_used=len(steps),
+            filters_failed=() if passed else ("success",),
+            passed=passed,
+        ),
+        timing=Timing(wall_s=11.8, model_s=11.2, engine_s=0.01),
+    )

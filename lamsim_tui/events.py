@@ -73,7 +73,7 @@ class Progress(Event):
     kept: int
     filtered: int
     findings: dict = field(default_factory=dict)
-    running: int = 0
+    remaining: int = 0  # episodes not finished yet (queued or running)
 
 
 @dataclass(frozen=True)

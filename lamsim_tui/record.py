@@ -610,6 +610,9 @@ class Trajectory:
     def action_signature(self) -> str:
         return action_signature([s.to_dict() for s in self.steps])
 
+    def listing(self, number: int = 0) -> Listing:
+        return Listing.of(self.to_dict(), number)
+
 
 _KNOWN = frozenset(f.name for f in dataclasses.fields(Trajectory) if not f.metadata.get("internal"))
 
@@ -624,8 +627,14 @@ def action_signature(steps: list[dict]) -> str:
     return json.dumps(slim, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _tokens(steps: list[dict]) -> int:
+_INVALID_PREFIXES = ("format.", "tool.", "args.")  # findings that mean the output was not a valid action
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "cached_tokens")
+
+
+def _usage(steps: list[dict]) -> tuple[int, dict]:
+    """(total tokens, {prompt/completion/cached tokens}) of a record's steps."""
     total = 0
+    by_kind: dict[str, float] = {}
     for step in steps:
         usage = step.get("usage") or {}
         value = usage.get("total_tokens")
@@ -633,7 +642,16 @@ def _tokens(steps: list[dict]) -> int:
             value = sum(v for k, v in usage.items()
                         if k in ("prompt_tokens", "completion_tokens") and isinstance(v, (int, float)))
         total += int(value)
-    return total
+        for key in _USAGE_KEYS:
+            count = usage.get(key)
+            if isinstance(count, (int, float)):
+                by_kind[key] = by_kind.get(key, 0) + count
+    return total, by_kind
+
+
+def _valid_steps(steps: list[dict]) -> int:
+    return sum(1 for s in steps if s.get("action") is not None
+               and not any(f["code"].startswith(_INVALID_PREFIXES) for f in s.get("feedback") or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -660,8 +678,12 @@ class Listing:
     steps: int
     codes: tuple[str, ...]  # every finding's code, in step order
     final_answer: Any
-    tokens: int
+    tokens: int  # all tokens of its steps
+    usage: dict  # prompt_tokens, completion_tokens, cached_tokens where known
+    valid_steps: int  # steps with an action no format/tool/argument check refused
     wall_s: float
+    model_s: float
+    engine_s: float
     edited: bool
     forced_edits: int
     last_seq: int  # the highest decision number in its history (0: never reviewed)
@@ -681,6 +703,8 @@ class Listing:
             for code in codes:
                 findings[code] = findings.get(code, 0) + 1
         live_edits = [e for e in history if e.get("action") == "edit" and not e.get("undone_by")]
+        tokens, usage = _usage(steps)
+        timing = doc.get("timing") or {}
         return cls(
             id=doc["id"],
             number=number,
@@ -699,8 +723,12 @@ class Listing:
             steps=verdict.get("steps_used") or len(steps),
             codes=codes,
             final_answer=doc.get("final_answer"),
-            tokens=_tokens(steps),
-            wall_s=float((doc.get("timing") or {}).get("wall_s") or 0.0),
+            tokens=tokens,
+            usage=usage,
+            valid_steps=_valid_steps(steps),
+            wall_s=float(timing.get("wall_s") or 0.0),
+            model_s=float(timing.get("model_s") or 0.0),
+            engine_s=float(timing.get("engine_s") or 0.0),
             edited=bool(live_edits),
             forced_edits=sum(1 for e in live_edits if e.get("forced")),
             last_seq=max((e.get("seq", 0) for e in history), default=0),

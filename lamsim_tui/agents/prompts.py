@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from lamsim_tui.simulator.actions import FINISH
 
 if TYPE_CHECKING:
-    from lamsim_tui.agents.base import StepView
     from lamsim_tui.packs import ToolSpec
 
 TOOLS_PLACEHOLDER = "{tools}"
@@ -209,19 +208,3 @@ def native_assistant_message(raw: str) -> tuple[dict, str]:
         message = {"role": "assistant", "content": data.get("content") or None, "tool_calls": [call]}
         return message, str(call.get("id", ""))
     return {"role": "assistant", "content": _cut(raw) or ""}, ""
-
-
-def history_messages(steps: list[StepView], fmt: str) -> list[dict]:
-    """Messages for the steps taken so far: each reply as produced, then what it was shown."""
-    messages: list[dict] = []
-    for step in steps:
-        if fmt == "native":
-            assistant, call_id = native_assistant_message(step.raw)
-            messages.append(assistant)
-            if call_id:
-                messages.append({"role": "tool", "tool_call_id": call_id, "content": step.observation})
-                continue
-        else:
-            messages.append({"role": "assistant", "content": _cut(step.raw)})
-        messages.append({"role": "user", "content": step.observation})
-    return messages

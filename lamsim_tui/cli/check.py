@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lamsim_tui.text import shorten
+
 
 def add_commands(sub: Any) -> None:
     check = sub.add_parser("check", help="check a session's pack and templates")
@@ -46,7 +48,7 @@ def cmd_check(args) -> int:
         if r.examples:
             query, answer = r.examples[0]
             example = f"{query}  => {json.dumps(answer, ensure_ascii=False)}"
-            example = example if len(example) < 110 else example[:107] + "..."
+            example = shorten(example, 110, "...")
         print(f"{r.template:<{width}} {r.tried:>5} {r.ok:>4} {len(r.failures):>4} {distinct:>9} {calls:>6} "
               f"{r.max_gold_s * 1000:>8.1f}  {example}")
         if r.failures:

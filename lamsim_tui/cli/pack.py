@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lamsim_tui.errors import PackError
+from lamsim_tui.text import shorten
 
 
 def add_commands(subparsers: Any) -> None:
@@ -121,8 +122,7 @@ def sample_tasks(pack, seed: int = 0) -> list[dict]:
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(json.dumps(value, ensure_ascii=False, default=str), limit, "...")
 
 
 def cmd_show(args: argparse.Namespace) -> int:

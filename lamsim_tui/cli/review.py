@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -293,31 +291,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_editor(path: Path) -> None:
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-    if not editor:
-        if not sys.stdin.isatty():
-            raise LamsimError(
-                "no editor: set $EDITOR, or edit the JSON yourself and apply it with --file",
-                where="$EDITOR",
-                hint=f"the trajectory's editable JSON is in {path}",
-            )
-        editor = "vi"
-    try:
-        result = subprocess.run([*shlex.split(editor), str(path)])
-    except FileNotFoundError:
-        raise LamsimError(
-            f"the editor {editor!r} was not found", where="$EDITOR", hint=f"set $EDITOR, or apply {path} with --file"
-        ) from None
-    if result.returncode != 0:
-        raise LamsimError(
-            f"the editor exited with status {result.returncode}; nothing was changed",
-            where="$EDITOR",
-            hint=f"your edit is kept in {path}; apply it with --file",
-        )
-
-
 def cmd_edit(args: argparse.Namespace) -> int:
+    from lamsim_tui.curation.editor import run_editor
     from lamsim_tui.curation.review import EditRefused, editable_text, parse_editable
     from lamsim_tui.curation.review import edit as edit_record
 
@@ -335,7 +310,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
             path = Path(name)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(original)
-            _run_editor(path)
+            run_editor(path, fallback="vi" if sys.stdin.isatty() else None)
             text = path.read_text(encoding="utf-8")
             if text == original:
                 path.unlink()

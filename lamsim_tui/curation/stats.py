@@ -2,73 +2,20 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-
-from lamsim_tui.record import STATUSES, Listing
+from lamsim_tui.simulator.tally import Tally
 from lamsim_tui.store import Store
 
 
-@dataclass
-class _Tally:
-    episodes: int = 0
-    succeeded: int = 0
-    passed: int = 0
-    statuses: Counter = field(default_factory=Counter)
-    edited: int = 0
-    forced: int = 0
-    findings: Counter = field(default_factory=Counter)
-    steps: int = 0
-    accepted_tokens: int = 0
-    accepted_wall_s: float = 0.0
-
-    def add(self, item: Listing) -> None:
-        self.episodes += 1
-        self.succeeded += item.success
-        self.passed += item.passed
-        self.statuses[item.status] += 1
-        self.edited += item.edited
-        self.forced += item.forced_edits
-        self.findings.update(item.findings)
-        self.steps += item.steps
-        if item.status == "accepted":
-            self.accepted_tokens += item.tokens
-            self.accepted_wall_s += item.wall_s
-
-    def to_dict(self) -> dict:
-        n = self.episodes
-        accepted, discarded = self.statuses["accepted"], self.statuses["discarded"]
-        reviewed = accepted + discarded
-
-        def rate(a: int, b: int) -> float | None:
-            return round(a / b, 4) if b else None
-
-        return {
-            "episodes": n,
-            "statuses": {s: self.statuses[s] for s in STATUSES},
-            "success_rate": rate(self.succeeded, n),
-            "filter_pass_rate": rate(self.passed, n),
-            "reviewed": reviewed,
-            "acceptance_rate": rate(accepted, reviewed),
-            "edits": self.edited,
-            "forced_edits": self.forced,
-            "findings": dict(sorted(self.findings.items())),
-            "mean_steps": round(self.steps / n, 3) if n else None,
-            "tokens_per_accepted": round(self.accepted_tokens / accepted, 1) if accepted else None,
-            "wall_s_per_accepted": round(self.accepted_wall_s / accepted, 3) if accepted else None,
-        }
-
-
 def compute(store: Store) -> dict:
-    overall = _Tally()
-    per: dict[str, _Tally] = {}
+    overall = Tally()
+    per: dict[str, Tally] = {}
     for item in store.listings():
         overall.add(item)
-        per.setdefault(item.template, _Tally()).add(item)
+        per.setdefault(item.template, Tally()).add(item)
     return {
         "store": str(store.path),
-        "overall": overall.to_dict(),
-        "templates": {name: per[name].to_dict() for name in sorted(per)},
+        "overall": overall.store_figures(),
+        "templates": {name: per[name].store_figures() for name in sorted(per)},
     }
 
 

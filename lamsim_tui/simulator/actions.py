@@ -17,6 +17,7 @@ from typing import Any
 
 from lamsim_tui.record import Action, Finding, Finish, ToolCall, action_from_dict  # noqa: F401 (re-exported for the parser's users)
 from lamsim_tui.simulator.feedback import finding
+from lamsim_tui.text import shorten
 
 FINISH = "finish"
 MAX_OUTPUT_CHARS = 200_000  # longer model output is cut before parsing
@@ -224,8 +225,7 @@ def _parse_json_action(text: str | None) -> Parsed:
             if candidate.strip() != text.strip() and "code-fence" not in notes and complete:
                 notes.append("text-around-object")
             return _interpret(data, tuple(notes))
-    if len(last_error) > 200:
-        last_error = last_error[:200] + "…"
+    last_error = shorten(last_error, 201)
     return Parsed(problem=finding("format.unparseable", detail=last_error), notes=tuple(notes))
 
 

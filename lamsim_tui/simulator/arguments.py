@@ -10,6 +10,7 @@ from typing import Any
 
 from lamsim_tui.names import nearest_names
 from lamsim_tui.simulator.feedback import Finding, finding
+from lamsim_tui.text import shorten
 
 _JSON_TYPES = {
     "string": (str,),
@@ -39,7 +40,7 @@ def _shown(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shorten(text, 60, "...")
 
 
 def _expected(schema: dict) -> str:

@@ -12,10 +12,8 @@ import dataclasses
 import hashlib
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from lamsim_tui.agents.base import AgentFactory
@@ -26,6 +24,7 @@ from lamsim_tui.session.config import Session
 from lamsim_tui.simulator.episode import EpisodeResult, EpisodeSettings, run_episode
 from lamsim_tui.simulator.filters import failed_filters
 from lamsim_tui.simulator.runner import ToolRunner
+from lamsim_tui.simulator.tally import RunSummary
 from lamsim_tui.simulator.tasks import Generation, TaskGenerator, template_weights
 
 MODEL_FAILURES_BEFORE_PAUSE = 3
@@ -62,70 +61,6 @@ def make_trajectory(*, episode: EpisodeResult, task: Task, pack: Pack, session: 
     )
 
 
-@dataclass
-class Summary:
-    episodes: int = 0
-    succeeded: int = 0
-    kept: int = 0
-    filtered: int = 0
-    findings: Counter = field(default_factory=Counter)
-    steps: int = 0
-    valid_steps: int = 0
-    end_reasons: Counter = field(default_factory=Counter)
-    tokens: Counter = field(default_factory=Counter)
-    wall_s: float = 0.0
-    engine_s: float = 0.0
-    model_s: float = 0.0
-    tasks: int = 0
-    skipped_templates: dict = field(default_factory=dict)
-    cancelled: bool = False
-    paused_reason: str | None = None
-
-    def add(self, record: Trajectory) -> None:
-        """Count one finished, filtered episode."""
-        self.episodes += 1
-        self.succeeded += record.verdict.success
-        self.kept += record.verdict.passed
-        self.filtered += not record.verdict.passed
-        self.findings.update(record.verdict.findings)
-        self.end_reasons[record.end_reason] += 1
-        self.steps += len(record.steps)
-        for step in record.steps:
-            if step.action is not None and not any(f.code.startswith(_INVALID_PREFIXES) for f in step.feedback):
-                self.valid_steps += 1
-            for key in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-                value = step.usage.get(key)
-                if isinstance(value, (int, float)):
-                    self.tokens[key] += value
-        self.engine_s += record.timing.engine_s
-        self.model_s += record.timing.model_s
-
-    def to_dict(self) -> dict:
-        n = max(self.episodes, 1)
-        return {
-            "episodes": self.episodes,
-            "tasks": self.tasks,
-            "success_rate": round(self.succeeded / n, 4),
-            "filter_pass_rate": round(self.kept / n, 4),
-            "kept": self.kept,
-            "filtered": self.filtered,
-            "findings": dict(sorted(self.findings.items())),
-            "mean_steps": round(self.steps / n, 3),
-            "valid_action_rate": round(self.valid_steps / max(self.steps, 1), 4),
-            "end_reasons": dict(self.end_reasons),
-            "tokens": dict(self.tokens),
-            "wall_s": round(self.wall_s, 3),
-            "engine_s": round(self.engine_s, 4),
-            "model_s": round(self.model_s, 3),
-            "skipped_templates": self.skipped_templates,
-            "cancelled": self.cancelled,
-            "paused_reason": self.paused_reason,
-        }
-
-
-_INVALID_PREFIXES = ("format.", "tool.", "args.")
-
-
 class Engine:
     """Runs a session. Use `prepare()` then `await run()`; `pause`, `resume`, `cancel` from anywhere
     on the engine's event loop (or via `call_soon_threadsafe`)."""
@@ -144,7 +79,7 @@ class Engine:
                                  observation_chars=session.budget.observation_chars)
         self.settings = EpisodeSettings(budget=session.budget, feedback=session.feedback)
         self.generation: Generation | None = None
-        self.summary = Summary()
+        self.summary = RunSummary()
         self._running: asyncio.Event | None = None  # created on the engine's loop in run()
         self._cancelled = False
         self._tasks: list[asyncio.Task] = []
@@ -195,7 +130,7 @@ class Engine:
                 kept.add((listing.task_id, listing.signature))
         return kept
 
-    async def run(self) -> Summary:
+    async def run(self) -> RunSummary:
         generation = self.prepare()
         self._running = asyncio.Event()
         self._running.set()
@@ -237,7 +172,7 @@ class Engine:
                 s = self.summary
                 self.on_event(Progress(done=s.episodes, total=total, succeeded=s.succeeded, kept=s.kept,
                                        filtered=s.filtered, findings=dict(s.findings),
-                                       running=total - s.episodes))
+                                       remaining=total - s.episodes))
                 self._track_model_failures(record)
 
         try:
@@ -284,7 +219,7 @@ class Engine:
                                                             passed=not failed))
         if not failed:
             kept.add((record.task.id, signature))
-        self.summary.add(record)
+        self.summary.add(record.listing())
         return record
 
     def _track_model_failures(self, record: Trajectory) -> None:
@@ -312,4 +247,4 @@ def paraphrase_keeps_slots(text: str, slots: dict) -> bool:
     return True
 
 
-__all__ = ["Engine", "Summary", "make_trajectory", "episode_seed", "paraphrase_keeps_slots"]
+__all__ = ["Engine", "RunSummary", "make_trajectory", "episode_seed", "paraphrase_keeps_slots"]

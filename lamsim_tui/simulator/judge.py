@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from lamsim_tui.simulator.feedback import Finding, finding
+from lamsim_tui.text import shorten
 
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
 _TYPE_WORDS = {"number": "a number", "bool": "true or false", "date": "a date (YYYY-MM-DD)",
@@ -161,7 +162,7 @@ def check_answer_form(answer_type: str, value: Any, has_answer: bool = True) -> 
         coerce(answer_type, value)
     except Malformed:
         shown = json.dumps(value, ensure_ascii=False, default=str)
-        shown = shown if len(shown) < 60 else shown[:57] + "..."
+        shown = shorten(shown, 60, "...")
         return finding("answer.malformed", got=shown, expected=_TYPE_WORDS.get(answer_type, answer_type))
     return None
 

@@ -15,6 +15,7 @@ from lamsim_tui.packs import DataView, Pack, TemplateSpec
 from lamsim_tui.record import GoldCall, Task, ToolCall, json_value
 from lamsim_tui.simulator.feedback import Finding
 from lamsim_tui.simulator.runner import ToolRunner
+from lamsim_tui.text import shorten
 
 
 class GoldFailure(Exception):
@@ -78,8 +79,7 @@ class _GoldCallFailed(Exception):
 
 
 def _short(arguments: dict) -> str:
-    text = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-    return text if len(text) < 120 else text[:117] + "..."
+    return shorten(", ".join(f"{k}={v!r}" for k, v in arguments.items()), 120, "...")
 
 
 def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random) -> dict:
@@ -118,7 +118,6 @@ def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -
 class Generation:
     tasks: list[Task]
     failures: dict[str, list[GoldFailure]] = field(default_factory=dict)
-    exhausted: list[str] = field(default_factory=list)  # templates that ran out of distinct tasks
 
 
 def template_weights(pack: Pack, selection: Any) -> dict[str, float]:
@@ -167,7 +166,6 @@ class TaskGenerator:
                     misses[tid] += 1
                     if misses[tid] >= max_tries_per_task:  # slot space exhausted: stop drawing it
                         active.pop(tid)
-                        result.exhausted.append(tid)
                     continue
                 misses[tid] = 0
                 task = make_task(self.pack, spec, slots, self.runner)

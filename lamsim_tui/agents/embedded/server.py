@@ -235,9 +235,6 @@ class EmbeddedServer:
         self.launch()
         await self.wait_ready(timeout)
 
-    def start_sync(self, timeout: float = 180.0) -> None:
-        asyncio.run(self.start(timeout))
-
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

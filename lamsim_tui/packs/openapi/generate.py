@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lamsim_tui.errors import PackError
+from lamsim_tui.text import shorten
 
 METHODS = ("get", "put", "post", "delete", "patch")
 WRITES = ("create", "create_many", "update", "delete")
@@ -201,7 +202,7 @@ def _first_sentence(text: str, limit: int = 160) -> str:
     if len(text) <= limit:
         return text
     cut = re.split(r"(?<=[.!?])\s", text)[0]
-    return cut if len(cut) <= limit else cut[: limit - 3] + "..."
+    return shorten(cut, limit, "...")
 
 
 def _describe(op: dict, method: str, path: str) -> str:

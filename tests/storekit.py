@@ -9,6 +9,7 @@ from pathlib import Path
 
 from packkit import write_pack, write_session
 
+from lamsim_tui.record import Trajectory
 from lamsim_tui.store import open_store
 
 MINI_SESSION = """\
@@ -41,6 +42,6 @@ def copy_store(source: Path, target: Path) -> Path:
     return target
 
 
-def records(store_dir: Path) -> list[dict]:
+def records(store_dir: Path) -> list[Trajectory]:
     with open_store(store_dir, readonly=True) as store:
         return list(store.records())

@@ -16,6 +16,7 @@ from packkit import ROOT
 from storekit import engine_store, records
 
 from lamsim_tui.curation.export import ExportError, export, is_rejected, meta_path
+from lamsim_tui.record import ToolCall, Trajectory
 from lamsim_tui.store import STATUSES, open_store
 
 datasets = pytest.importorskip("datasets")
@@ -54,7 +55,7 @@ def test_chat_export_loads_with_datasets_and_renders_through_a_real_chat_templat
     out = tmp_path / "chat.jsonl"
     with open_store(made, readonly=True) as store:
         meta = export(store, out, fmt="chat", status=STATUSES)
-    finished = [r for r in source if r["end_reason"] == "finished"]
+    finished = [r for r in source if r.end_reason == "finished"]
     assert meta["counts"]["trajectories"] == len(finished) and meta["counts"]["skipped_unfinished"] == 2
     written = lines(out)
     ds = load(out)
@@ -103,11 +104,11 @@ def test_xlam_export_loads_with_the_unified_fields(made, source, tmp_path):
         export(store, out, fmt="xlam", status=STATUSES)
     ds = load(out)
     assert set(ds.column_names) == {"unique_trajectory_id", "task_instruction", "tools", "conversation"}
-    by_id = {r["id"]: r for r in source}
+    by_id = {r.id: r for r in source}
     for row in ds:
         record = by_id[row["unique_trajectory_id"]]
-        assert row["conversation"][0] == {"role": "user", "content": record["task"]["query"]}
-        assert row["tools"] == record["tools"]
+        assert row["conversation"][0] == {"role": "user", "content": record.task.query}
+        assert row["tools"] == record.tools
         calls = [m["tool_calls"][0]["id"] for m in row["conversation"] if m.get("tool_calls")]
         assert [m["tool_call_id"] for m in row["conversation"] if m["role"] == "tool"] == calls
 
@@ -117,30 +118,30 @@ def test_clean_leaves_out_rejected_steps_and_their_feedback(made, source, tmp_pa
         export(store, tmp_path / "all.jsonl", fmt="chat", status=STATUSES)
         meta = export(store, tmp_path / "clean.jsonl", fmt="chat", status=STATUSES, clean=True)
     finished = sorted(
-        (r for r in source if r["end_reason"] == "finished"),
-        key=lambda r: (r["task"]["template"], r["task"]["id"], r["episode"]["attempt"], r["id"]),
+        (r for r in source if r.end_reason == "finished"),
+        key=lambda r: (r.task.template, r.task.id, r.episode.attempt, r.id),
     )
-    rejected_total = sum(1 for r in finished for s in r["steps"] if is_rejected(s))
+    rejected_total = sum(1 for r in finished for s in r.steps if is_rejected(s))
     assert rejected_total > 5 and meta["counts"]["steps_left_out_by_clean"] == rejected_total
-    feedback_messages = {f["message"] for r in finished for s in r["steps"] if is_rejected(s) for f in s["feedback"]}
+    feedback_messages = {f.message for r in finished for s in r.steps if is_rejected(s) for f in s.feedback}
     for record, full, clean in zip(
         finished, lines(tmp_path / "all.jsonl"), lines(tmp_path / "clean.jsonl"), strict=True
     ):
-        kept = [s for s in record["steps"] if not is_rejected(s)]
+        kept = [s for s in record.steps if not is_rejected(s)]
         clean_calls = [m["tool_calls"][0]["function"] for m in clean["messages"] if m.get("tool_calls")]
         assert clean_calls == [
-            {"name": s["action"]["tool"], "arguments": s["action"]["arguments"]}
+            {"name": s.action.tool, "arguments": s.action.arguments}
             for s in kept
-            if s["action"]["type"] == "call"
+            if isinstance(s.action, ToolCall)
         ]
         for m in clean["messages"]:
             if m["role"] in ("tool", "user") and m is not clean["messages"][1]:
                 assert not any(msg and msg in m["content"] for msg in feedback_messages if len(msg) > 20)
-        if any(is_rejected(s) for s in record["steps"]):
+        if any(is_rejected(s) for s in record.steps):
             assert len(full["messages"]) > len(clean["messages"])  # by default corrected errors stay
         assert (
-            clean["messages"][-1]["content"] == json.dumps(record["final_answer"])
-            or clean["messages"][-1]["content"] == record["final_answer"]
+            clean["messages"][-1]["content"] == json.dumps(record.final_answer)
+            or clean["messages"][-1]["content"] == record.final_answer
         )
 
 
@@ -177,8 +178,8 @@ def test_split_keeps_templates_apart_and_the_sidecar_says_what_is_where(made, tm
     assert side["counts"]["train"] == len(lines(train)) and side["counts"]["eval"] == len(lines(evaluation))
     assert side["counts"]["train"] + side["counts"]["eval"] == side["counts"]["trajectories"]
     with open_store(made, readonly=True) as store:
-        template_of = {r["id"]: r["task"]["template"] for r in store.records()}
-        task_of = {r["id"]: r["task"]["id"] for r in store.records()}
+        template_of = {r.id: r.task.template for r in store.records()}
+        task_of = {r.id: r.task.id for r in store.records()}
     assert {template_of[i] for i in side["ids"]["train"]}.isdisjoint({template_of[i] for i in side["ids"]["eval"]})
     assert {task_of[i] for i in by_task["ids"]["train"]}.isdisjoint({task_of[i] for i in by_task["ids"]["eval"]})
     assert by_task["counts"]["eval"] > 0
@@ -189,13 +190,13 @@ def test_split_keeps_templates_apart_and_the_sidecar_says_what_is_where(made, tm
 
 def test_no_secrets_in_exports(made, source, tmp_path, monkeypatch):
     monkeypatch.setenv("LOCAL_SERVER_TOKEN", "tok-0123456789abcdef")
-    record = json.loads(json.dumps(next(r for r in source if r["end_reason"] == "finished")))
+    record = next(r for r in source if r.end_reason == "finished").to_dict()
     record["id"] = "a" * 32
     record["status"] = "accepted"
     record["agent"]["api_key"] = "sk-proj-abcdefghijklmnopqrst"
     record["steps"][0]["observation"] = "error: bad token tok-0123456789abcdef"
     with open_store(tmp_path / "s") as store:
-        store.add(record)
+        store.add(Trajectory.from_dict(record))
         for fmt in ("chat", "sharegpt", "xlam"):
             out = tmp_path / f"{fmt}.jsonl"
             export(store, out, fmt=fmt)

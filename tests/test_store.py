@@ -16,12 +16,13 @@ from packkit import ROOT
 from tinydb import Query
 
 from lamsim_tui.errors import StoreError
+from lamsim_tui.record import Trajectory
 from lamsim_tui.store import open_store
 from lamsim_tui.store.storage import SNAPSHOT, JournalDB, JournalStorage, encode_line, journal_name
 from lamsim_tui.testing.synthetic import make_record
 
 
-def recs(n: int, seed: int = 1, **kw) -> list[dict]:
+def recs(n: int, seed: int = 1, **kw) -> list[Trajectory]:
     rng = random.Random(seed)
     return [make_record(rng, i, **kw) for i in range(n)]
 
@@ -31,42 +32,42 @@ def test_records_survive_reopen_in_order_and_whole(tmp_path):
     with open_store(tmp_path / "s") as store:
         for r in rs:
             store.add(r)
-        store.update(rs[3]["id"], {"status": "accepted"})
+        store.update(rs[3].id, {"status": "accepted"})
     with open_store(tmp_path / "s") as store:
-        assert [r["id"] for r in store.records()] == [r["id"] for r in rs]
-        assert store.get(rs[0]["id"]) == rs[0]  # tools and system prompt come back inline
-        assert store.get(rs[3]["id"])["status"] == "accepted"
+        assert [r.id for r in store.records()] == [r.id for r in rs]
+        assert store.get(rs[0].id) == rs[0]  # tools and system prompt come back inline
+        assert store.get(rs[3].id).status == "accepted"
         assert store.count("accepted") == 1
         assert store.count(("pending", "filtered")) == 29
-        assert [r["id"] for r in store.records(status="accepted")] == [rs[3]["id"]]
+        assert [r.id for r in store.records(status="accepted")] == [rs[3].id]
 
 
 def test_returned_records_are_copies(tmp_path):
     rs = recs(2)
     with open_store(tmp_path / "s") as store:
         store.add(rs[0])
-        got = store.get(rs[0]["id"])
-        got["steps"].clear()
-        got["tools"][0]["function"]["name"] = "changed"
-        rs[0]["task"]["query"] = "changed after add"
-        again = store.get(rs[0]["id"])
-    assert again["steps"] and again["tools"][0]["function"]["name"] != "changed"
-    assert again["task"]["query"] != "changed after add"
+        got = store.get(rs[0].id)
+        got.steps[0].usage.clear()
+        got.tools[0]["function"]["name"] = "changed"
+        rs[0].task.slots["account_id"] = "changed after add"
+        again = store.get(rs[0].id)
+    assert again.steps[0].usage and again.tools[0]["function"]["name"] != "changed"
+    assert again.task.slots["account_id"] != "changed after add"
 
 
 def test_ids_abbreviate_like_git(tmp_path):
     a, b, c = recs(3)
-    a["id"] = "abcd1234" + "0" * 24
-    b["id"] = "abcd5678" + "0" * 24
-    c["id"] = "ef01" + "1" * 28
+    a = a.replace(id="abcd1234" + "0" * 24)
+    b = b.replace(id="abcd5678" + "0" * 24)
+    c = c.replace(id="ef01" + "1" * 28)
     with open_store(tmp_path / "s") as store:
         for r in (a, b, c):
             store.add(r)
-        assert store.get("ef01")["id"] == c["id"]
-        assert store.get("ABCD1")["id"] == a["id"]
+        assert store.get("ef01").id == c.id
+        assert store.get("ABCD1").id == a.id
         with pytest.raises(StoreError) as ambiguous:
             store.get("abcd")
-        assert a["id"] in str(ambiguous.value) and b["id"] in str(ambiguous.value)
+        assert a.id in str(ambiguous.value) and b.id in str(ambiguous.value)
         with pytest.raises(StoreError, match="no trajectory with id 9999"):
             store.get("9999")
         with pytest.raises(StoreError, match="at least 4"):
@@ -80,11 +81,13 @@ def test_bad_records_are_refused(tmp_path):
         with pytest.raises(StoreError, match="already in the store"):
             store.add(r)
         with pytest.raises(StoreError, match="32 lowercase hex"):
-            store.add({**r, "id": "xyz"})
+            store.add(r.replace(id="xyz"))
         with pytest.raises(StoreError, match="status"):
-            store.add({**r, "id": "f" * 32, "status": None})
+            store.add(r.replace(id="f" * 32, status=None))
         with pytest.raises(StoreError, match="not plain JSON"):
-            store.add({**r, "id": "e" * 32, "final_answer": {1, 2}})
+            store.add(r.replace(id="e" * 32, final_answer={1, 2}))
+        with pytest.raises(StoreError, match="must be a Trajectory"):
+            store.add({**r.to_dict(), "id": "d" * 32})
         assert store.count() == 1
 
 
@@ -120,10 +123,10 @@ def test_a_reader_sees_a_consistent_store_and_catches_up(tmp_path):
             writer.add(r)
             reader.refresh()
             assert reader.count() == len(writer)
-        writer.update(rs[5]["id"], {"status": "accepted"})
+        writer.update(rs[5].id, {"status": "accepted"})
         assert reader.refresh()
-        assert reader.get(rs[5]["id"][:8])["status"] == "accepted"
-        assert [r["id"] for r in reader.records()] == [r["id"] for r in rs]
+        assert reader.get(rs[5].id[:8]).status == "accepted"
+        assert [r.id for r in reader.records()] == [r.id for r in rs]
         with pytest.raises(StoreError, match="read-only"):
             reader.add(recs(1, seed=99)[0])
     finally:
@@ -153,7 +156,7 @@ def test_torn_tail_is_dropped_and_kept_aside(tmp_path):
         store.add(rs[1])
     journal = path / journal_name(1)
     good = journal.read_bytes()
-    torn = encode_line({"seq": 3, "ops": [["trajectories", "3", "put", rs[2]]]})[:-40]
+    torn = encode_line({"seq": 3, "ops": [["trajectories", "3", "put", rs[2].to_dict()]]})[:-40]
     journal.write_bytes(good + torn)
     with open_store(path) as store:
         assert store.count() == 2
@@ -162,7 +165,7 @@ def test_torn_tail_is_dropped_and_kept_aside(tmp_path):
     kept = list(path.glob(journal.name + ".torn-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == torn
     with open_store(path, readonly=True) as store:
-        assert [r["id"] for r in store.records()] == [r["id"] for r in rs]
+        assert [r.id for r in store.records()] == [r.id for r in rs]
 
 
 def test_damage_inside_the_journal_is_an_error_naming_file_and_line_and_nothing_changes(tmp_path):
@@ -264,18 +267,18 @@ def test_older_records_are_migrated_when_a_migration_exists(tmp_path, monkeypatc
 
     monkeypatch.setitem(store_module.MIGRATIONS, 0, v0_to_v1)
     with open_store(path, readonly=True) as reader:
-        assert reader.get(r["id"]) == r
+        assert reader.get(r.id) == r
     with open_store(path) as writer:  # a writer upgrades the stored records
-        assert writer.get(r["id"]) == r
+        assert writer.get(r.id) == r
     monkeypatch.delitem(store_module.MIGRATIONS, 0)
     with open_store(path, readonly=True) as reader:
-        assert reader.get(r["id"]) == r
+        assert reader.get(r.id) == r
 
 
 def test_no_secrets_reach_the_store(tmp_path, monkeypatch):
     secret = "s3cr3t-value-from-the-environment"
     monkeypatch.setenv("MY_PROVIDER_API_KEY", secret)
-    r = recs(1)[0]
+    r = recs(1)[0].to_dict()
     r["agent"].update(
         {
             "api_key": "sk-live-abcdefghijklmnop1234",
@@ -289,8 +292,8 @@ def test_no_secrets_reach_the_store(tmp_path, monkeypatch):
     r["tools"][0]["function"]["parameters"]["properties"]["password"] = {"type": "string"}  # sandbox data
     r["steps"][0]["action"]["arguments"]["password"] = "hunter2"
     with open_store(tmp_path / "s") as store:
-        store.add(r)
-        got = store.get(r["id"])
+        store.add(Trajectory.from_dict(r))
+        got = store.get(r["id"]).to_dict()
     on_disk = b"".join(p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file())
     for leaked in (secret, "sk-live-abcdefghijklmnop1234", "abcdefghijklmnopqrstuvwxyz", "sk-abcdefghijklmnopqrstuv"):
         assert leaked.encode() not in on_disk
@@ -310,7 +313,7 @@ def test_write_cost_does_not_grow_with_the_store(tmp_path):
                 store.add(r)
         journal = tmp_path / "s" / journal_name(store._storage.generation)
         before = journal.stat().st_size
-        store.update(rs[150]["id"], {"status": "accepted"})
+        store.update(rs[150].id, {"status": "accepted"})
         assert journal.stat().st_size - before < 300
 
 
@@ -387,7 +390,7 @@ def test_check_and_salvage_recover_what_is_readable(tmp_path):
     with open_store(path) as store:
         for r in rs:
             store.add(r)
-        store.update(rs[0]["id"], {"status": "accepted"})
+        store.update(rs[0].id, {"status": "accepted"})
     journal = path / journal_name(1)
     lines = journal.read_bytes().split(b"\n")
     lines[3] = lines[3][:50] + b"#" + lines[3][51:]  # damage the 3rd record's line
@@ -403,9 +406,9 @@ def test_check_and_salvage_recover_what_is_readable(tmp_path):
     salvage = run("salvage", str(path), str(tmp_path / "new"))
     assert salvage.returncode == 0, salvage.stderr
     with open_store(tmp_path / "new") as store:
-        assert set(store.ids()) == {rs[0]["id"], rs[1]["id"], rs[3]["id"]}
-        assert store.get(rs[0]["id"])["status"] == "accepted"
-        assert store.get(rs[1]["id"]) == rs[1]
+        assert set(store.ids()) == {rs[0].id, rs[1].id, rs[3].id}
+        assert store.get(rs[0].id).status == "accepted"
+        assert store.get(rs[1].id) == rs[1]
 
 
 def test_a_failed_batch_leaves_nothing_behind(tmp_path):
@@ -416,11 +419,11 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path):
             with store.batch():
                 store.add(rs[1])
                 store.add(rs[0])  # fails: the whole batch is dropped
-        assert store.ids() == [rs[0]["id"]]
+        assert store.ids() == [rs[0].id]
         store.add(rs[1])
         store.add(rs[2])
     with open_store(tmp_path / "s", readonly=True) as store:
-        assert store.ids() == [r["id"] for r in rs]
+        assert store.ids() == [r.id for r in rs]
 
 
 def test_a_big_load_leaves_the_gc_enabled_with_the_store_frozen(tmp_path, monkeypatch):
@@ -436,8 +439,8 @@ def test_a_big_load_leaves_the_gc_enabled_with_the_store_frozen(tmp_path, monkey
     try:
         with open_store(tmp_path / "s") as store:
             assert gc.isenabled() and gc.get_freeze_count() > 0
-            store.update(rs[0]["id"], {"status": "accepted"})
+            store.update(rs[0].id, {"status": "accepted"})
         with open_store(tmp_path / "s", readonly=True) as store:
-            assert store.get(rs[0]["id"])["status"] == "accepted"
+            assert store.get(rs[0].id).status == "accepted"
     finally:
         gc.unfreeze()

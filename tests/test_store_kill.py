@@ -28,16 +28,16 @@ path, seed = sys.argv[1], int(sys.argv[2])
 rng = random.Random(seed)
 store = open_store(path, compact_bytes=60_000)   # compact every few dozen writes
 print("open", flush=True)
-for doc in list(store.peek("pending")):          # accept what earlier writers left pending
-    accept(store, doc["id"], note="kill test")
-    print("acc", doc["id"], flush=True)
+for listing in store.listings("pending"):        # accept what earlier writers left pending
+    accept(store, listing.id, note="kill test")
+    print("acc", listing.id, flush=True)
 i = 0
 while True:
     record = make_record(rng, i, status="pending")
     store.add(record)
-    print("add", record["id"], flush=True)
-    accept(store, record["id"], note="kill test")
-    print("acc", record["id"], flush=True)
+    print("add", record.id, flush=True)
+    accept(store, record.id, note="kill test")
+    print("acc", record.id, flush=True)
     i += 1
 """
 
@@ -74,12 +74,12 @@ def test_sigkill_during_a_stream_of_accepts_loses_nothing_acknowledged(tmp_path)
         with open_store(path) as store:  # opens every time, as the writer
             ids = set(store.ids())
             assert added <= ids, f"lost {len(added - ids)} acknowledged adds after kill {kills}"
-            now_accepted = {doc["id"] for doc in store.peek("accepted")}
+            now_accepted = {listing.id for listing in store.listings("accepted")}
             assert accepted <= now_accepted, f"lost {len(accepted - now_accepted)} accepts after kill {kills}"
             for record_id in list(accepted)[-3:]:
                 record = store.get(record_id)
-                assert record["review"]["history"][-1]["note"] == "kill test"
+                assert record.history[-1].note == "kill test"
     assert kills >= 8
     assert len(accepted) > 50, "the writer should have got through many accepts"
     with open_store(path, readonly=True) as store:
-        assert {doc["id"] for doc in store.peek("accepted")} >= accepted
+        assert {listing.id for listing in store.listings("accepted")} >= accepted

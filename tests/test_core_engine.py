@@ -1,17 +1,21 @@
 """Episodes through the real engine: feedback codes, judge, filters, scripted agent, determinism."""
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
 from packkit import ROOT, write_pack, write_session
 
 from lamsim_tui.agents.replay import ReplayAgent
-from lamsim_tui.events import EpisodeFinished, FeedbackGiven, Progress, StepProposed
+from lamsim_tui.events import EpisodeFinished, EpisodeStarted, FeedbackGiven, ObservationMade, Progress, StepProposed
 from lamsim_tui.packs import load_pack
-from lamsim_tui.session.config import load_session
-from lamsim_tui.simulator.engine import Engine, EpisodeSettings, replay, run_episode
+from lamsim_tui.record import Trajectory
+from lamsim_tui.session.config import BudgetSettings, FeedbackSettings, load_session
+from lamsim_tui.simulator.engine import Engine
+from lamsim_tui.simulator.episode import EpisodeSettings, run_episode
 from lamsim_tui.simulator.feedback import AGENT_CODES, CODES
+from lamsim_tui.simulator.replay import replay
 from lamsim_tui.simulator.runner import ToolRunner
 from lamsim_tui.simulator.tasks import TaskGenerator, template_weights
 
@@ -38,7 +42,7 @@ def _episode(pack, task, actions, **settings):
 
 
 def codes(result):
-    return [[f["code"] for f in step["feedback"]] for step in result["steps"]]
+    return [step.codes for step in result.steps]
 
 
 def test_every_check_has_its_code_and_a_failed_check_skips_execution(mini):
@@ -57,13 +61,13 @@ def test_every_check_has_its_code_and_a_failed_check_skips_execution(mini):
     ], )
     assert codes(result) == [["tool.unknown"], ["args.missing"], ["args.enum"], ["args.type"],
                              ["args.unexpected"], ["exec.error"], [], ["loop.repeat", "budget.low"], []]
-    assert [s["executed"] for s in result["steps"]] == [False, False, False, False, False, True, True, False, False]
-    first = result["steps"][0]["observation"]
+    assert [s.executed for s in result.steps] == [False, False, False, False, False, True, True, False, False]
+    first = result.steps[0].observation
     assert "no tool named 'get_itm'" in first and "Did you mean 'get_item'" in first
-    assert "colour" in result["steps"][1]["observation"]
-    assert result["verdict"]["success"] is True and result["verdict"]["state_correct"] is True
-    assert result["final_state"] == {"items": {"I-04": {"id": "I-04", "colour": "red", "weight": 4}}}
-    assert result["verdict"]["error_counts"]["args.enum"] == 1
+    assert "colour" in result.steps[1].observation
+    assert result.verdict.success is True and result.verdict.state_correct is True
+    assert result.final_state == {"items": {"I-04": {"id": "I-04", "colour": "red", "weight": 4}}}
+    assert result.verdict.error_counts["args.enum"] == 1
     assert any(isinstance(e, FeedbackGiven) and e.findings[0]["code"] == "tool.unknown" for e in events)
 
 
@@ -74,23 +78,20 @@ def test_format_answer_and_budget_findings(mini):
              {"type": "finish", "answer": "red"}]
     result, _ = _episode(pack, task, steps)
     assert codes(result) == [["format.schema"], ["answer.missing"], ["answer.wrong"], []]
-    assert result["final_answer"] == "red" and result["verdict"]["success"]
-
-    from lamsim_tui.session.config import BudgetSettings, FeedbackSettings
+    assert result.final_answer == "red" and result.verdict.success
 
     result, _ = _episode(pack, task, [{"tool": "get_item", "arguments": {"item_id": f"I-0{i}"}} for i in range(1, 5)],
                          budget=BudgetSettings(steps=3, warn_steps_left=1))
     assert codes(result) == [[], ["budget.low"], ["budget.exhausted"]]
-    assert result["end_reason"] == "budget.exhausted" and not result["verdict"]["success"]
-    assert "no final answer" in result["verdict"]["reasons"]
+    assert result.end_reason == "budget.exhausted" and not result.verdict.success
+    assert "no final answer" in result.verdict.reasons
 
     # Without revealing, a wrong answer ends the episode and is judged wrong.
     result, _ = _episode(pack, task, [{"type": "finish", "answer": "green"}],
                          feedback=FeedbackSettings(reveal_wrong_answer=False))
-    assert codes(result) == [[]] and result["verdict"]["answer_correct"] is False
+    assert codes(result) == [[]] and result.verdict.answer_correct is False
 
-    number_task = _task(pack, "item_colour", item_id="I-03")
-    object.__setattr__(number_task, "answer_type", "number")
+    number_task = dataclasses.replace(_task(pack, "item_colour", item_id="I-03"), answer_type="number")
     result, _ = _episode(pack, number_task, [{"type": "finish", "answer": "about a dozen"}])
     assert codes(result)[0] == ["answer.malformed"]
 
@@ -103,10 +104,10 @@ def test_state_task_is_judged_on_final_state(mini):
         {"tool": "set_colour", "arguments": {"item_id": "I-05", "colour": "blue"}},
         {"tool": "set_colour", "arguments": {"item_id": "I-06", "colour": "green"}},
         {"type": "finish", "answer": "blue"},
-    ], feedback=__import__("lamsim_tui.session.config", fromlist=["x"]).FeedbackSettings(reveal_wrong_answer=False))
-    verdict = result["verdict"]
-    assert verdict["answer_correct"] is True and verdict["state_correct"] is False and not verdict["success"]
-    assert any("I-06" in r and "did not require" in r for r in verdict["reasons"])
+    ], feedback=FeedbackSettings(reveal_wrong_answer=False))
+    verdict = result.verdict
+    assert verdict.answer_correct is True and verdict.state_correct is False and not verdict.success
+    assert any("I-06" in r and "did not require" in r for r in verdict.reasons)
 
 
 def test_generation_is_reproducible_unique_and_weighted():
@@ -153,16 +154,19 @@ def test_scripted_agent_covers_every_agent_caused_code_and_recovers():
     seen = set(summary.findings)
     assert set(AGENT_CODES) <= seen, f"never produced: {set(AGENT_CODES) - seen}"
     assert summary.succeeded / summary.episodes > 0.8
-    recovered = [r for r in records if r["verdict"]["success"] and r["verdict"]["error_counts"]]
+    recovered = [r for r in records if r.verdict.success and r.verdict.error_counts]
     assert recovered, "trajectories that recovered from errors are kept with their corrections"
-    assert any(r["status"] == "pending" for r in recovered)
-    assert any(isinstance(e, StepProposed) for e in events) and isinstance(
-        [e for e in events if isinstance(e, Progress)][-1], Progress)
+    assert any(r.status == "pending" for r in recovered)
+    assert sum(isinstance(e, StepProposed) for e in events) == sum(len(r.steps) for r in records)
+    last = [e for e in events if isinstance(e, Progress)][-1]
+    assert (last.done, last.total, last.remaining, last.kept) == (50, 50, 0, summary.kept)
     for record in records:
-        assert record["schema_version"] == 1
-        assert record["status"] in ("pending", "filtered")
-        assert record["status"] == ("filtered" if record["verdict"]["filters_failed"] else "pending")
-        json.dumps(record)  # plain JSON all the way down
+        assert record.schema_version == 1
+        assert record.status in ("pending", "filtered")
+        assert record.status == ("filtered" if record.verdict.filters_failed else "pending")
+        stored = record.to_dict()
+        assert json.loads(json.dumps(stored)) == stored  # plain JSON all the way down (no tuples, no odd keys)
+        assert Trajectory.from_dict(stored).to_dict() == stored
 
 
 def test_same_seed_same_tasks_and_action_sequences():
@@ -170,7 +174,7 @@ def test_same_seed_same_tasks_and_action_sequences():
     pack = load_pack(session.pack_dir())
 
     def fingerprint(records):
-        return sorted((r["task"]["id"], json.dumps([s["raw"] for s in r["steps"]])) for r in records)
+        return sorted((r.task.id, json.dumps([s.raw for s in r.steps])) for r in records)
 
     _, first, _ = _run(session, pack, 25, 7)
     _, second, _ = _run(session, pack, 25, 7)
@@ -181,18 +185,15 @@ def test_same_seed_same_tasks_and_action_sequences():
 
 def test_filters_name_what_failed(mini):
     session, pack = mini
-    import dataclasses
-
     strict = dataclasses.replace(session.filters, error_free=True, max_steps=2)
     session = dataclasses.replace(session, filters=strict, agent=dataclasses.replace(session.agent, mistake_rate=0.9))
-    object.__setattr__(session, "root", None)
     summary, records, _ = _run(session, pack, 6, 1)
-    filtered = [r for r in records if r["status"] == "filtered"]
+    filtered = [r for r in records if r.status == "filtered"]
     assert filtered
     for record in filtered:
-        failed = record["verdict"]["filters_failed"]
+        failed = record.verdict.filters_failed
         assert failed and set(failed) <= {"success", "max_errors", "max_steps", "no_loops", "dedupe", "error_free"}
-        if record["verdict"]["error_counts"]:
+        if record.verdict.error_counts:
             assert "error_free" in failed
 
 
@@ -200,35 +201,91 @@ def test_cancel_stops_a_run_cleanly(mini):
     session, pack = mini
     from lamsim_tui.agents.scripted import ScriptedAgentFactory
 
+    finished = []
+
     async def main():
-        engine = Engine(session, pack, ScriptedAgentFactory(session, pack, stream_cps=200), tasks=6, seed=1)
+        first_step = asyncio.Event()
+
+        def on_event(event):
+            if isinstance(event, StepProposed):
+                first_step.set()
+            elif isinstance(event, EpisodeFinished):
+                finished.append(event.trajectory)
+
+        engine = Engine(session, pack, ScriptedAgentFactory(session, pack, stream_cps=200), tasks=6, seed=1,
+                        on_event=on_event)
         run = asyncio.create_task(engine.run())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(first_step.wait(), 10)
         engine.cancel()
         return await asyncio.wait_for(run, 5)
 
     summary = asyncio.run(main())
     assert summary.cancelled and summary.episodes < 6
+    assert summary.episodes == len(finished)
+
+
+class _Watched:
+    """A scripted factory whose agents note, as each step starts, whether the engine was paused."""
+
+    def __init__(self, inner, started: list):
+        self.inner = inner
+        self.started = started
+        self.engine = None
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def for_episode(self, episode_id, seed, gold=None):
+        agent, public = self.inner.for_episode(episode_id, seed, gold)
+        step = agent.step
+
+        async def noted(view, emit):
+            self.started.append((episode_id, len(view.steps), self.engine.paused))
+            return await step(view, emit)
+
+        agent.step = noted
+        return agent, public
 
 
 def test_pause_lets_the_running_step_finish_and_starts_none(mini):
     session, pack = mini
     from lamsim_tui.agents.scripted import ScriptedAgentFactory
 
-    proposed = []
+    started: list[tuple[str, int, bool]] = []  # (episode, step, engine paused when it started)
+    factory = _Watched(ScriptedAgentFactory(session, pack, stream_cps=400), started)
 
     async def main():
-        engine = Engine(session, pack, ScriptedAgentFactory(session, pack, stream_cps=400), tasks=4, seed=1,
-                        on_event=lambda e: proposed.append(e) if isinstance(e, StepProposed) else None)
+        running: set[str] = set()
+        unsettled: set[str] = set()  # episodes whose step in flight at the pause has not ended yet
+        settled = asyncio.Event()
+
+        def on_event(event):
+            if isinstance(event, EpisodeStarted):
+                running.add(event.episode_id)
+            if isinstance(event, StepProposed) and not engine.paused and not settled.is_set():
+                engine.pause()  # mid-step: every running episode is inside a step now
+                unsettled.update(running)
+            if isinstance(event, (ObservationMade, EpisodeFinished)) and engine.paused:
+                unsettled.discard(event.episode_id)
+                if not unsettled:
+                    settled.set()
+            if isinstance(event, EpisodeFinished):
+                running.discard(event.episode_id)
+
+        engine = Engine(session, pack, factory, tasks=4, seed=1, on_event=on_event)
+        factory.engine = engine
         run = asyncio.create_task(engine.run())
-        await asyncio.sleep(0.2)
-        engine.pause()
-        await asyncio.sleep(0.4)  # let an in-flight step finish
-        frozen = len(proposed)
-        await asyncio.sleep(0.5)
-        assert len(proposed) == frozen, "no new step starts while paused"
+        await asyncio.wait_for(settled.wait(), 10)  # the steps in flight finish while paused
+        # A gate that let an episode through would start its next step within a couple of loop turns.
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert engine.paused
+        assert not [s for s in started if s[2]], "a step started while the engine was paused"
+        in_flight = len(started)
         engine.resume()
-        return await asyncio.wait_for(run, 20)
+        summary = await asyncio.wait_for(run, 20)
+        assert len(started) > in_flight  # and they start again on resume
+        return summary
 
     summary = asyncio.run(main())
     assert summary.episodes == 4 and not summary.cancelled
@@ -237,16 +294,16 @@ def test_pause_lets_the_running_step_finish_and_starts_none(mini):
 def test_replay_recomputes_observations_and_verdict(mini):
     session, pack = mini
     _, records, _ = _run(session, pack, 4, 2)
-    record = next(r for r in records if r["task"]["template"] == "item_colour")
-    item = record["task"]["slots"]["item_id"]
+    record = next(r for r in records if r.template == "item_colour")
+    item = record.task.slots["item_id"]
     fixed = replay(record, [{"type": "call", "tool": "get_item", "arguments": {"item_id": item}, "thought": "look"},
-                            {"type": "finish", "answer": record["task"]["gold_answer"]}], pack=pack)
-    assert fixed["verdict"]["success"] and fixed["steps"][0]["observation"].startswith("{")
-    assert json.loads(fixed["steps"][0]["observation"])["id"] == item
+                            {"type": "finish", "answer": record.task.gold_answer}], pack=pack)
+    assert fixed.verdict.success and fixed.steps[0].observation.startswith("{")
+    assert json.loads(fixed.steps[0].observation)["id"] == item
     wrong = replay(record, [{"type": "call", "tool": "get_item", "arguments": {"item": item}},
                             {"type": "finish", "answer": "nonsense"}], pack=pack)
-    assert not wrong["verdict"]["success"]
-    assert wrong["steps"][0]["feedback"][0]["code"] == "args.missing"
+    assert not wrong.verdict.success
+    assert wrong.steps[0].codes[0] == "args.missing"
 
 
 def test_code_table_is_complete():
@@ -255,40 +312,38 @@ def test_code_table_is_complete():
 
 def test_time_budget_ends_a_slow_episode_with_a_finding(mini):
     _, pack = mini
-    from lamsim_tui.agents.scripted import ScriptedAgent
-    from lamsim_tui.session.config import BudgetSettings
-
-    task = _task(pack, "item_colour", item_id="I-03")
     import random
 
-    slow = ScriptedAgent(pack, random.Random(1), 0.0, stream_cps=100)  # ~1 s per step
+    from lamsim_tui.agents.scripted import ScriptedAgent
+
+    task = _task(pack, "item_colour", item_id="I-03")
+    slow = ScriptedAgent(pack, task, random.Random(1), 0.0, stream_cps=100)  # ~1 s per step
     result = asyncio.run(run_episode(pack=pack, runner=ToolRunner(pack), task=task, agent=slow,
                                      settings=EpisodeSettings(budget=BudgetSettings(seconds=0.5)),
                                      episode_id="slow", seed=1, emit=lambda e: None))
-    assert result["end_reason"] == "budget.time"
-    assert result["verdict"]["findings"] == {"budget.time": 1} and not result["verdict"]["success"]
-    assert result["timing"]["wall_s"] < 2
+    assert result.end_reason == "budget.time"
+    assert result.verdict.findings == {"budget.time": 1} and not result.verdict.success
+    assert result.timing.wall_s < 2
 
 
 def test_paraphrase_is_kept_only_when_every_slot_survives(mini):
     session, pack = mini
-    import dataclasses
-
     from lamsim_tui.agents.scripted import ScriptedAgentFactory
 
     class Paraphrasing(ScriptedAgentFactory):
+        can_paraphrase = True
+
         async def paraphrase(self, query, slots=None, seed=0):
             # Keeps the item id for one template, drops it for the other.
             return "Tell me: " + query if "colour is" in query else "Paint something, please."
 
     session = dataclasses.replace(session, agent=dataclasses.replace(session.agent, paraphrase=True))
-    object.__setattr__(session, "root", None)
     records = []
     engine = Engine(session, pack, Paraphrasing(session, pack), tasks=6, seed=4,
                     on_event=lambda e: records.append(e.trajectory) if isinstance(e, EpisodeFinished) else None)
     asyncio.run(engine.run())
-    by_template = {r["task"]["template"]: r["task"] for r in records}
+    by_template = {r.template: r.task for r in records}
     colour = by_template["item_colour"]
-    assert colour["query"].startswith("Tell me: ") and colour["original_query"] == colour["query"][9:]
+    assert colour.query.startswith("Tell me: ") and colour.original_query == colour.query[9:]
     paint = by_template["paint"]
-    assert paint["original_query"] is None and paint["slots"]["item_id"] in paint["query"]
+    assert paint.original_query is None and paint.slots["item_id"] in paint.query

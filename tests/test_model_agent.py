@@ -59,7 +59,7 @@ def make_factory(project: Path, api_base: str, agent_extra: str = "", model_extr
 
 def view(pack, steps=None, query="What colour is item I-01?", episode_id="ep1") -> EpisodeView:
     return EpisodeView(episode_id=episode_id, query=query, tools=list(pack.tools.values()), steps=steps or [],
-                       step_budget=10, seed=1, task=None)
+                       step_budget=10, seed=1)
 
 
 def step_view(index: int, turn, observation: str) -> StepView:

@@ -102,10 +102,10 @@ def paced_factory(cps: float):
                 await asyncio.sleep(chunk / self.stream_cps)
 
     class PacedFactory(ScriptedAgentFactory):
-        def for_episode(self, episode_id: str, seed: int):
+        def for_episode(self, episode_id: str, seed: int, gold=None):
             import random
 
-            return PacedAgent(self.pack, random.Random(seed), self.mistake_rate, self.stream_cps), {}
+            return PacedAgent(self.pack, gold, random.Random(seed), self.mistake_rate, self.stream_cps), {}
 
     return lambda session, pack: PacedFactory(session, pack, stream_cps=cps)
 

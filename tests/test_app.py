@@ -5,12 +5,14 @@ on fixed sleeps."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from lamsim_tui.testing.ui import fill_store, make_project, scripted_records, wait_for, wait_ready
+from lamsim_tui.record import Trajectory
+from lamsim_tui.testing.ui import fill_store, make_project, scripted_records, wait_for, wait_ready, wait_watching
 from lamsim_tui.ui.app import make_app
 
 SIZE = (160, 48)
@@ -26,7 +28,7 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def filled(tmp_path: Path) -> tuple[Path, list[dict]]:
+def filled(tmp_path: Path) -> tuple[Path, list[Trajectory]]:
     session = make_project(tmp_path, tasks=8, concurrency=1)
     records = scripted_records(session)
     fill_store(session, records)
@@ -69,7 +71,7 @@ def test_scripted_session_runs_live_and_trajectories_join_the_queue(project: Pat
             await pilot.press("2")
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count == len(app.queue), what="the table to fill")
-            return {row.id for row in app.queue.values()}, app.store.count(("pending", "filtered"))
+            return {row.id for row in app.queue}, app.store.count(("pending", "filtered"))
 
     queued, in_store = run(scenario())
     assert len(queued) == in_store > 0
@@ -130,22 +132,22 @@ def test_accept_discard_undo_reach_the_store(filled):
             await wait_for(pilot, lambda: review.table.row_count == len(app.queue) > 2, what="the queue")
             first = review.table.current_id
             await pilot.press("a")
-            assert app.store.get(first)["status"] == "accepted"
+            assert app.store.get(first).status == "accepted"
             assert first not in review.table.rows
             second = review.table.current_id
             assert second != first
             await pilot.press("d")
             await pilot.press(*"loop,wrong")
             await pilot.press("enter")
-            await wait_for(pilot, lambda: app.store.get(second)["status"] == "discarded", what="the discard")
-            assert app.store.get(second)["review"]["history"][-1]["tags"] == ["loop", "wrong"]
+            await wait_for(pilot, lambda: app.store.get(second).status == "discarded", what="the discard")
+            assert app.store.get(second).history[-1].tags == ("loop", "wrong")
             await pilot.press("u")
-            assert app.store.get(second)["status"] in ("pending", "filtered")
+            assert app.store.get(second).status in ("pending", "filtered")
             assert review.table.current_id == second, "undo brings the trajectory back, selected"
             await pilot.press("u")
-            assert app.store.get(first)["status"] in ("pending", "filtered")
+            assert app.store.get(first).status in ("pending", "filtered")
             await pilot.press("d", "escape")  # a cancelled discard changes nothing
-            assert app.store.get(review.table.current_id)["status"] in ("pending", "filtered")
+            assert app.store.get(review.table.current_id).status in ("pending", "filtered")
             await pilot.press("n")
             assert review.table.cursor_row == 1
             await pilot.press("b")
@@ -169,35 +171,38 @@ def test_queue_orders_pending_before_filtered_and_filters(filled):
             statuses = [app.queue[key.value].status for key in review.table.rows]
             assert statuses == sorted(statuses, key=lambda s: s != "pending")
             assert "filtered" in statuses and "pending" in statuses
-            query = records[0]["task"]["query"]
-            words = " ".join(query.split()[:6])
+            target = next(r for r in records if r.id in app.queue)
+            words = " ".join(target.task.query.split()[:6])
             await pilot.press("slash")
             await pilot.press(*words)
             await pilot.press("enter")
             await wait_for(pilot, lambda: review.filter.text == words, what="the text filter")
-            listed = [app.queue[key.value] for key in review.table.rows]
-            assert records[0]["id"] in {row.id for row in listed} or records[0]["id"] not in app.queue
-            assert listed and all(words.lower() in row.haystack for row in listed)
+            listed = {key.value for key in review.table.rows}
+            assert target.id in listed
+            by_id = {r.id: r for r in records}
+            for record_id in listed:  # every word is somewhere in what the agent was asked, wrote or was shown
+                text = json.dumps(by_id[record_id].to_dict(), ensure_ascii=False).lower()
+                assert all(word in text for word in words.lower().split()), record_id
             assert len(listed) < len(app.queue)
             await pilot.press("escape")
             assert review.table.row_count == len(app.queue)
 
-            template = records[0]["task"]["template"]
+            template = target.task.template
             await pilot.press("slash")
             app.screen.query_one("#filter-template").value = template
             await pilot.press("enter")
             await wait_for(pilot, lambda: review.filter.template == template, what="the template filter")
-            listed = [app.queue[key.value] for key in review.table.rows]
-            assert listed and all(row.template == template for row in listed)
+            listed = [key.value for key in review.table.rows]
+            assert listed and all(by_id[record_id].task.template == template for record_id in listed)
+            assert len(listed) == sum(1 for r in records if r.id in app.queue and r.task.template == template)
             assert template in screen_text(app)
 
     run(scenario())
 
 
-def _gold_edit(record: dict) -> dict:
-    steps = [{"thought": f"call {c['tool']}", "tool": c["tool"], "arguments": c["arguments"]}
-             for c in record["task"]["gold_calls"]]
-    return {"steps": steps, "final_answer": record["task"]["gold_answer"]}
+def _gold_edit(record: Trajectory) -> dict:
+    steps = [{"thought": f"call {c.tool}", "tool": c.tool, "arguments": c.arguments} for c in record.task.gold_calls]
+    return {"steps": steps, "final_answer": record.task.gold_answer}
 
 
 def test_edit_refused_then_valid_flows_to_the_store(filled):
@@ -230,7 +235,7 @@ def test_edit_refused_then_valid_flows_to_the_store(filled):
             await wait_for(pilot, lambda: edit.preview is not None, what="the replay")
             assert any("tool.unknown" in p for p in edit.problems)
             await pilot.press("ctrl+y")
-            assert app.store.get(target)["status"] == record["status"], "a refused edit is not saved"
+            assert app.store.get(target).status == record.status, "a refused edit is not saved"
             assert area.text == bad_text
             assert "REFUSED" in screen_text(app)
 
@@ -250,17 +255,17 @@ def test_edit_refused_then_valid_flows_to_the_store(filled):
             # A valid edit: the gold program. Replayed, shown, then saved on confirmation.
             area.load_text(json.dumps(_gold_edit(record), indent=2))
             await pilot.press("ctrl+y")  # not replayed yet: refused
-            assert app.store.get(target)["status"] == record["status"]
+            assert app.store.get(target).status == record.status
             await pilot.press("ctrl+s")
             await wait_for(pilot, lambda: edit.preview is not None and edit.preview_text == area.text, what="replay")
             assert edit.problems == []
             await pilot.press("ctrl+y")
             await wait_for(pilot, lambda: app.screen is not edit, what="the editor to close")
             stored = app.store.get(target)
-            assert stored["status"] == "accepted"
-            assert stored["review"]["edits"] == 1
-            assert stored["verdict"]["success"] is True
-            assert all(s["observation"] for s in stored["steps"][:-1]), "observations come from the tools"
+            assert stored.status == "accepted"
+            assert stored.review.edits == 1
+            assert stored.verdict.success is True
+            assert all(s.observation for s in stored.steps[:-1]), "observations come from the tools"
             assert target not in review.table.rows
             assert target not in app.drafts
 
@@ -289,12 +294,12 @@ def test_forced_edit_needs_a_note(filled):
             assert edit.problems
             await pilot.press("ctrl+f")
             await pilot.press("enter")  # an empty note is not enough
-            assert app.store.get(target)["status"] == record["status"]
+            assert app.store.get(target).status == record.status
             await pilot.press(*"judge is too strict")
             await pilot.press("enter")
-            await wait_for(pilot, lambda: app.store.get(target)["status"] == "accepted", what="the forced save")
-            entry = app.store.get(target)["review"]["history"][-1]
-            assert entry["forced"] is True and entry["note"] == "judge is too strict"
+            await wait_for(pilot, lambda: app.store.get(target).status == "accepted", what="the forced save")
+            entry = app.store.get(target).history[-1]
+            assert entry.forced is True and entry.note == "judge is too strict"
 
     run(scenario())
 
@@ -371,7 +376,6 @@ def test_broken_theme_file_gives_one_notice_and_a_fallback(project: Path):
         app = make_app(project, watch=False)
         async with app.run_test(size=SIZE) as pilot:
             await wait_ready(pilot)
-            await pilot.pause()
             theme_notices = [n for n in app.notices if n[1] == "theme"]
             assert len(theme_notices) == 1
             assert "dark.yaml:2" in theme_notices[0][2] and "not a colour" in theme_notices[0][2]
@@ -387,7 +391,7 @@ def test_hot_reload_keeps_the_last_good_session(project: Path):
         async with app.run_test(size=SIZE) as pilot:
             await wait_ready(pilot)
             assert app.session.tasks == 6
-            await pilot.pause(0.3)  # let the watchers start
+            await wait_watching(pilot)
             good = project.read_text()
             project.write_text(good.replace("tasks: 6", "tasks: lots"))
             await wait_for(pilot, lambda: any(n[1] == "session file" for n in app.notices), timeout=10,
@@ -427,7 +431,7 @@ def test_hot_reload_of_a_broken_pack_keeps_the_last_good_pack(tmp_path: Path):
         async with app.run_test(size=SIZE) as pilot:
             await wait_ready(pilot)
             before = app.pack
-            await pilot.pause(0.3)
+            await wait_watching(pilot, ("pack",))
             tools = pack / "tools.py"
             tools.write_text(tools.read_text() + "\ndef broken(:\n")
             await wait_for(pilot, lambda: any(n[1] == "tool pack" for n in app.notices), timeout=10,
@@ -456,8 +460,9 @@ def test_markup_and_ansi_from_the_model_are_shown_literally(project: Path):
                 EpisodeStarted(eid, "t1", "case_status", "query " + INJECTED, 0, (), None),
                 TextDelta(eid, 0, "stream " + INJECTED),
             ])
-            await wait_for(pilot, lambda: eid in app.live.episodes, what="the episode")
-            await pilot.pause(0.1)
+            await wait_for(pilot, lambda: eid in app.live.episodes and app.screen.followed == eid, what="the episode")
+            await wait_for(pilot, lambda: app.screen.settled, what="the live panes to draw")
+            await pilot.pause()
             text = screen_text(app)
             assert "stream [bold red]boom[/] [link=https://example.com]click[/link] \\x1b[31mred" in text
             app._inbox.extend([
@@ -467,7 +472,8 @@ def test_markup_and_ansi_from_the_model_are_shown_literally(project: Path):
                 ObservationMade(eid, 0, "observation " + INJECTED, True),
             ])
             await wait_for(pilot, lambda: app.screen.query("StepBlock"), what="the step block")
-            await pilot.pause(0.1)
+            await wait_for(pilot, lambda: app.screen.settled, what="the live panes to draw")
+            await pilot.pause()
             text = screen_text(app)
             assert "query [bold red]boom[/]" in text
             assert "thought [bold red]boom[/] [link=https://example.com]click[/link] \\x1b[31mred\\x1b[0m" in text
@@ -481,12 +487,11 @@ def test_injected_text_in_a_stored_trajectory_is_literal(filled):
     session, records = filled
     from lamsim_tui.store import open_store
 
+    target = records[0].id
     with open_store(Path(session).parent.parent / "stores" / "pilot") as store:
-        record = store.get(records[0]["id"])
-        steps = record["steps"]
-        steps[0]["observation"] = INJECTED
-        steps[0]["thought"] = INJECTED
-        store.update(record["id"], {"steps": steps})
+        record = store.get(target)
+        first = dataclasses.replace(record.steps[0], observation=INJECTED, thought=INJECTED)
+        store.update(target, {"steps": (first, *record.steps[1:])})
 
     async def scenario():
         app = make_app(session, watch=False)
@@ -495,8 +500,9 @@ def test_injected_text_in_a_stored_trajectory_is_literal(filled):
             await pilot.press("2")
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count > 0, what="the queue")
-            review.table.focus_row(records[0]["id"])
-            await pilot.pause(0.1)
+            review.table.focus_row(target)
+            await wait_for(pilot, lambda: review.shown == target, what="the trajectory in the detail pane")
+            await pilot.pause()
             text = screen_text(app)
             assert "[bold red]boom[/] [link=https://example.com]click[/link]" in text
             assert "\\x1b[31mred" in text
@@ -505,7 +511,9 @@ def test_injected_text_in_a_stored_trajectory_is_literal(filled):
 
 
 def test_a_failing_agent_leaves_the_app_usable(project: Path):
-    class Exploding:
+    from lamsim_tui.agents.base import AgentFactory
+
+    class Exploding(AgentFactory):
         def __init__(self, session, pack):
             pass
 
@@ -571,8 +579,9 @@ def test_long_observation_and_a_thousand_queued_stay_usable(tmp_path: Path):
         for i in range(1000):
             record = make_record(rng, i, status="pending")
             if i == 0:
-                record["steps"][0]["observation"] = "x" * 100_000
-                big_id = record["id"]
+                long = dataclasses.replace(record.steps[0], observation="x" * 100_000)
+                record = record.replace(steps=(long, *record.steps[1:]))
+                big_id = record.id
             store.add(record)
 
     async def scenario():
@@ -583,6 +592,7 @@ def test_long_observation_and_a_thousand_queued_stay_usable(tmp_path: Path):
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count == 1000, what="1,000 rows")
             review.table.focus_row(big_id)
+            await wait_for(pilot, lambda: review.shown == big_id, what="the long trajectory in the detail pane")
             await pilot.pause()
             detail = review.query_one("#detail-body")
             assert len(detail.render().plain) < 10_000, "a 100 KB observation is truncated in the detail"

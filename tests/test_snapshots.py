@@ -59,10 +59,9 @@ def test_edit_with_replay_preview(snap_compare, filled: Path):
         record = app.store.get(app.screen.table.current_id)
         await pilot.press("e")
         edit = app.screen
-        steps = [{"thought": f"call {c['tool']}", "tool": c["tool"], "arguments": c["arguments"]}
-                 for c in record["task"]["gold_calls"]]
+        steps = [{"thought": f"call {c.tool}", "tool": c.tool, "arguments": c.arguments} for c in record.task.gold_calls]
         steps.insert(1, {"thought": "check the id", "tool": "get_case", "arguments": {"case_id": 42}})
-        edit.query_one("#editor").load_text(json.dumps({"steps": steps, "final_answer": record["task"]["gold_answer"]},
+        edit.query_one("#editor").load_text(json.dumps({"steps": steps, "final_answer": record.task.gold_answer},
                                                        indent=2))
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: edit.preview is not None, what="the replay")

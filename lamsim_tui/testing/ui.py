@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lamsim_tui
+from lamsim_tui.record import Timing, Trajectory
 
 REPO = Path(lamsim_tui.__file__).resolve().parents[1]
 CRM_PACK = REPO / "tools" / "crm"
@@ -52,7 +53,7 @@ def make_project(root: Path, *, name: str = "pilot", tasks: int = 4, seed: int =
     return session
 
 
-def scripted_records(session_path: Path, *, tasks: int | None = None) -> list[dict]:
+def scripted_records(session_path: Path, *, tasks: int | None = None) -> list[Trajectory]:
     """Run the session's scripted agent headless (no store) and return its records with stable ids."""
     from lamsim_tui.agents.scripted import ScriptedAgentFactory
     from lamsim_tui.events import EpisodeFinished
@@ -62,7 +63,7 @@ def scripted_records(session_path: Path, *, tasks: int | None = None) -> list[di
 
     session = load_session(session_path)
     pack = load_pack(session.pack_dir())
-    records: list[dict] = []
+    records: list[Trajectory] = []
 
     def collect(event) -> None:
         if isinstance(event, EpisodeFinished):
@@ -70,16 +71,16 @@ def scripted_records(session_path: Path, *, tasks: int | None = None) -> list[di
 
     engine = Engine(session, pack, ScriptedAgentFactory(session, pack), on_event=collect, tasks=tasks)
     asyncio.run(engine.run())
-    records.sort(key=lambda r: (r["task"]["id"], r["episode"]["attempt"]))
+    records.sort(key=lambda r: (r.task.id, r.episode.attempt))
+    stable = []
     for i, record in enumerate(records):
-        record["id"] = hashlib.sha256(f"{session.seed}:{i}".encode()).hexdigest()[:32]
-        record["created_at"] = record["finished_at"] = f"2026-01-01T09:{i // 60:02d}:{i % 60:02d}+00:00"
-        for key in ("wall_s", "model_s", "engine_s"):
-            record["timing"][key] = 0.0
-    return records
+        at = f"2026-01-01T09:{i // 60:02d}:{i % 60:02d}+00:00"
+        stable.append(record.replace(id=hashlib.sha256(f"{session.seed}:{i}".encode()).hexdigest()[:32],
+                                     created_at=at, finished_at=at, timing=Timing()))
+    return stable
 
 
-def fill_store(session_path: Path, records: list[dict]) -> Path:
+def fill_store(session_path: Path, records: list[Trajectory]) -> Path:
     from lamsim_tui.session.config import load_session
     from lamsim_tui.store import open_store
 
@@ -104,6 +105,12 @@ async def wait_ready(pilot) -> None:
     app = pilot.app
     await wait_for(pilot, lambda: (app.store is not None or app.store_problem) and
                    (app.pack is not None or app.pack_problem), what="the pack and store to load")
+
+
+async def wait_watching(pilot, names: tuple[str, ...] = ("sessions", "pack", "themes")) -> None:
+    """Wait until the hot-reload watchers named are watching: a file changed from now on is seen."""
+    app = pilot.app
+    await wait_for(pilot, lambda: set(names) <= app.watchers.ready, what="the file watchers to start")
 
 
 async def run_session(pilot, timeout: float = 30.0) -> None:

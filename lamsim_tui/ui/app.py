@@ -1,8 +1,10 @@
 """The lamsim app: run a session live, review its trajectories, export them.
 
 `run_app` is what `lamsim` calls; `make_app` builds the same app for tests, snapshots and the
-benchmark. The app owns the session, the pack, the store and the engine; its screens render the
-engine's events and call the review and export modules, and decide nothing about a trajectory.
+benchmark. The app owns the session, the pack, the store and the engine, and wires them to the
+screens: the screens render the engine's events and call the review and export modules, and
+decide nothing about a trajectory. The review queue's model is in `queue`, the hot-reload file
+watchers in `watchers`.
 
 Start-up stays fast: only the session file and theme files are read before the first paint. The
 pack, the store and the agent (which may import litellm or load a model) come in workers after it.
@@ -15,7 +17,6 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,52 +25,19 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from lamsim_tui.errors import LamsimError
+from lamsim_tui.record import Listing, Trajectory
 from lamsim_tui.ui.live import LiveState
 from lamsim_tui.ui.messages import Hub, QueueChanged, SessionReloaded
+from lamsim_tui.ui.queue import Row, TrajectoryRows
 from lamsim_tui.ui.themes import APP_VARIABLES, BUILTIN, FALLBACK_THEME, load_prefs, load_themes, prefs_path, save_prefs
+from lamsim_tui.ui.watchers import Watchers
 
 DRAIN_INTERVAL_S = 1 / 20  # engine events are folded into the panes at most this often
-WATCH_DEBOUNCE_MS = 300
 SCRIPTED_STREAM_CPS = 400.0  # the scripted agent "types" at this rate in the app, so the panes can be followed
-
-
-@dataclass
-class QueueRow:
-    """One trajectory in the review queue or the store browser, with what filtering needs."""
-
-    id: str
-    seq: int
-    status: str
-    success: bool
-    template: str
-    steps: int
-    findings: dict[str, int]
-    query: str
-    haystack: str = field(repr=False, default="")
-    end_reason: str = ""
-    review_note: str = ""
-
-    @classmethod
-    def from_record(cls, record: dict, seq: int) -> QueueRow:
-        task = record.get("task") or {}
-        verdict = record.get("verdict") or {}
-        parts = [task.get("query", ""), task.get("template", ""), str(record.get("final_answer", ""))]
-        for step in record.get("steps") or []:
-            parts.append(step.get("thought") or "")
-            parts.append((step.get("raw") or "")[:2000])
-            parts.append((step.get("observation") or "")[:2000])
-        review = record.get("review") or {}
-        history = review.get("history") or [] if isinstance(review, dict) else []
-        last = history[-1] if history else {}
-        note = " ".join(filter(None, [last.get("note") or "", ", ".join(last.get("tags") or [])]))
-        return cls(id=record["id"], seq=seq, status=record.get("status") or "?", success=bool(verdict.get("success")),
-                   template=task.get("template", "?"), steps=len(record.get("steps") or []),
-                   findings=dict(verdict.get("findings") or {}), query=task.get("query", ""),
-                   haystack="\n".join(parts).lower(), end_reason=record.get("end_reason") or "",
-                   review_note=note)
+RECENT_KEPT = 300  # finished records kept in memory while the store may still be writing them
 
 
 def _screen(module: str, name: str) -> Callable[[], Screen]:
@@ -122,9 +90,8 @@ class LamsimApp(App[int]):
         self.run_state = "idle"
         self.run_note = ""
         self.live = LiveState()
-        self.queue: dict[str, QueueRow] = {}  # pending + filtered, by id, in arrival order
-        self._seq: dict[str, int] = {}
-        self._recent: dict[str, dict] = {}  # whole records that just arrived (the store may still be writing)
+        self.queue = TrajectoryRows(self.record, pending_first=True)  # pending, then filtered
+        self._recent: dict[str, Trajectory] = {}  # records that just arrived (the store may still be writing)
         self._inbox: deque = deque()
         self.backlog_samples: list[int] = []  # events waiting at each drain (the benchmark reads it)
         self.drafts: dict[str, str] = {}  # edit text per trajectory: leaving the editor loses nothing typed
@@ -139,6 +106,8 @@ class LamsimApp(App[int]):
 
         self._load_session_now()
         root = self.project_root
+        self.watchers = Watchers(self, session_file=self.session_path, on_session=self.reload_session,
+                                 on_pack=self.load_pack, on_themes=self._load_themes)
         self.state_file = state_file or prefs_path(root)
         self.prefs = load_prefs(self.state_file)
         self.theme_files = self.project_root / "themes"
@@ -264,20 +233,27 @@ class LamsimApp(App[int]):
         except OSError as exc:
             self.call_from_thread(self._store_failed, f"{path}: cannot open the store: {exc}")
             return
-        rows = []
-        for seq, doc in enumerate(store.peek(("pending", "filtered"))):
-            rows.append(QueueRow.from_record(doc, seq))
-        self.call_from_thread(self._store_opened, store, rows)
+        listings = store.listings(("pending", "filtered"))
+        self.call_from_thread(self._store_opened, store, listings)
 
-    def _store_opened(self, store, rows: list[QueueRow]) -> None:
+    def _store_opened(self, store, listings: list[Listing]) -> None:
         self.store = store
         self.store_problem = None
-        self.queue = {row.id: row for row in rows}
-        self._seq = {row.id: row.seq for row in rows}
+        self.queue.replace(listings)
+        self.read_queue_text(self.queue.ordered())
         for notice in store.notices:
             self.notify(notice, title="store", severity="warning", markup=False, timeout=10)
         self.queue_changed.publish(QueueChanged(added=[], removed=[]))
         self.session_changed.publish(SessionReloaded("store"))
+
+    @work(thread=True, group="queue-text", exclusive=True, exit_on_error=False, name="read the queue's text")
+    def read_queue_text(self, rows: list[Row]) -> None:
+        """Read ahead what the text filter searches, so the first search does not wait on the store."""
+        worker = get_current_worker()
+        for row in rows:
+            if worker.is_cancelled:
+                return
+            self.queue.text(row)
 
     def _store_failed(self, problem: str) -> None:
         self.store_problem = problem
@@ -361,11 +337,10 @@ class LamsimApp(App[int]):
             raise
         self.engine = None
         self._drain()
-        data = summary.to_dict()
-        note = ("stopped: " if data.get("cancelled") else "") + f"{data['episodes']} episodes, {data['kept']} kept"
-        self.set_state("idle" if data.get("cancelled") else "finished", note)
-        if data.get("paused_reason"):
-            self.notify(data["paused_reason"], title="session stopped", severity="error", markup=False, timeout=15)
+        note = ("stopped: " if summary.cancelled else "") + f"{summary.episodes} episodes, {summary.kept} kept"
+        self.set_state("idle" if summary.cancelled else "finished", note)
+        if summary.paused_reason:
+            self.notify(summary.paused_reason, title="session stopped", severity="error", markup=False, timeout=15)
 
     def action_pause(self) -> None:
         engine = self.engine
@@ -400,13 +375,11 @@ class LamsimApp(App[int]):
         if changes.finished:
             added = []
             for record in changes.finished:
-                self._recent[record["id"]] = record
-                if record.get("status") in ("pending", "filtered"):
-                    seq = self._seq.setdefault(record["id"], len(self._seq))
-                    row = QueueRow.from_record(record, seq)
-                    self.queue[row.id] = row
-                    added.append(record)
-            while len(self._recent) > 300:
+                self._recent[record.id] = record
+                if record.status in ("pending", "filtered"):
+                    self.queue.put(self._listing(record))
+                    added.append(record.id)
+            while len(self._recent) > RECENT_KEPT:
                 self._recent.pop(next(iter(self._recent)))
             if added:
                 self.queue_changed.publish(QueueChanged(added=added))
@@ -416,7 +389,7 @@ class LamsimApp(App[int]):
         self.live_changed.publish(changes)
 
     # ----- records and review ------------------------------------------------------------------
-    def record(self, record_id: str) -> dict:
+    def record(self, record_id: str) -> Trajectory:
         """The whole record: from the store, or from the engine's event while the store writes it."""
         try:
             return self.store.get(record_id)
@@ -425,18 +398,16 @@ class LamsimApp(App[int]):
                 return self._recent[record_id]
             raise
 
-    def queue_rows(self) -> list[QueueRow]:
-        return sorted(self.queue.values(), key=lambda r: (r.status != "pending", r.seq))
+    def _listing(self, record: Trajectory) -> Listing:
+        store = self.store
+        number = store.number(record.id) if store is not None and record.id in store else 0  # 0: not written yet
+        return record.listing(number)
 
-    def store_rows(self, statuses: Iterable[str] = ("accepted", "discarded")) -> list[QueueRow]:
-        if self.store is None:
-            return []
-        rows = []
-        for seq, doc in enumerate(self.store.peek(tuple(statuses))):
-            rows.append(QueueRow.from_record(doc, seq))
-        return rows
+    def listings(self, statuses: Iterable[str]) -> list[Listing]:
+        """The store's trajectories with these statuses, in the order they were added."""
+        return self.store.listings(tuple(statuses)) if self.store is not None else []
 
-    def undo_last_decision(self, *, select: bool = False) -> dict | None:
+    def undo_last_decision(self, *, select: bool = False) -> Trajectory | None:
         """Undo the store's last review decision (both review screens bind `u` to this)."""
         from lamsim_tui.curation import review
 
@@ -447,58 +418,24 @@ class LamsimApp(App[int]):
         except LamsimError as exc:
             self.notify(str(exc), title="undo", severity="warning", markup=False)
             return None
-        self.reviewed(record, select=record["id"] if select else None)
-        self.notify(f"undid {undone.get('action')} of {record['id'][:8]}: now {record.get('status')}", markup=False,
-                    timeout=3)
+        self.reviewed(record, select=record.id if select else None)
+        self.notify(f"undid {undone.action} of {record.id[:8]}: now {record.status}", markup=False, timeout=3)
         return record
 
-    def reviewed(self, record: dict, select: str | None = None) -> None:
+    def reviewed(self, record: Trajectory, select: str | None = None) -> None:
         """A decision (or undo) changed `record`: move it into or out of the queue."""
-        record_id = record["id"]
-        self._recent.pop(record_id, None)
-        if record.get("status") in ("pending", "filtered"):
-            seq = self._seq.setdefault(record_id, len(self._seq))
-            self.queue[record_id] = QueueRow.from_record(record, seq)
-            self.queue_changed.publish(QueueChanged(added=[record], select=select))
+        self._recent.pop(record.id, None)
+        if record.status in ("pending", "filtered"):
+            self.queue.put(self._listing(record))
+            self.queue_changed.publish(QueueChanged(added=[record.id], select=select))
         else:
-            self.queue.pop(record_id, None)
-            self.queue_changed.publish(QueueChanged(removed=[record_id], select=select))
+            self.queue.remove(record.id)
+            self.queue_changed.publish(QueueChanged(removed=[record.id], select=select))
 
     # ----- hot reload --------------------------------------------------------------------------
     def start_watchers(self) -> None:
-        root = self.project_root
-        if (root / "sessions").is_dir() or self.session_path.parent.is_dir():
-            self.watch_sessions()
-        if self.session is not None:
-            self.watch_pack(self.session.pack_dir())
-        if self.theme_files.is_dir():
-            self.watch_themes()
-
-    async def _watch(self, path: Path, on_change: Callable[[set], Any]) -> None:
-        from watchfiles import awatch
-
-        async for changes in awatch(path, debounce=WATCH_DEBOUNCE_MS, step=50, rust_timeout=500):
-            result = on_change({Path(p) for _, p in changes})
-            if asyncio.iscoroutine(result):
-                await result
-
-    @work(group="watch-sessions", exclusive=True, exit_on_error=False, name="watch sessions")
-    async def watch_sessions(self) -> None:
-        await self._watch(self.session_path.parent, self._session_files_changed)
-
-    @work(group="watch-tools", exclusive=True, exit_on_error=False, name="watch tools")
-    async def watch_pack(self, pack_dir: Path) -> None:
-        if pack_dir.is_dir():
-            await self._watch(pack_dir, lambda paths: self.load_pack())
-
-    @work(group="watch-themes", exclusive=True, exit_on_error=False, name="watch themes")
-    async def watch_themes(self) -> None:
-        await self._watch(self.theme_files, lambda paths: self._load_themes())
-
-    def _session_files_changed(self, paths: set[Path]) -> None:
-        if not any(p.resolve() == self.session_path for p in paths if p.exists()) and self.session_path not in paths:
-            return
-        self.reload_session()
+        pack_dir = self.session.pack_dir() if self.session is not None else None
+        self.watchers.start(pack_dir=pack_dir, themes_dir=self.theme_files)
 
     def reload_session(self) -> None:
         from lamsim_tui.session.config import load_session
@@ -522,7 +459,7 @@ class LamsimApp(App[int]):
         if old is None or old.pack_dir() != self.session.pack_dir():
             self.load_pack()
             if self.watching:
-                self.watch_pack(self.session.pack_dir())
+                self.watchers.watch_pack(self.session.pack_dir())
         if old is not None and old.store_dir() != self.session.store_dir():
             self.notify("the store folder changed: it is used after the app restarts", severity="warning", markup=False)
 

@@ -2,7 +2,9 @@
 
 The engine calls back once per event, many times a second while a model streams. The app queues
 the events and folds a whole batch here on a timer; the returned `Changes` says which panes must
-redraw, so the screen repaints once per batch instead of once per token.
+redraw, so the screen repaints once per batch instead of once per token. Event payloads (plain
+data, to cross threads) become the record's types here, so the panes draw a live step and a
+stored one the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lamsim_tui.events import (
     StepProposed,
     TextDelta,
 )
+from lamsim_tui.record import Action, Finding, GoldCall, ModelError, Trajectory, action_from_dict
 
 KEEP_FINISHED = 40  # finished episodes kept for the panes (the store keeps all of them)
 RATE_WINDOW_S = 5.0
@@ -31,13 +34,16 @@ RATE_WINDOW_S = 5.0
 
 @dataclass
 class StepLive:
+    """A step as far as it has got; the fields a stored `Step` has, `observation` None until observed."""
+
     index: int
     thought: str = ""
-    action: dict | None = None
+    action: Action | None = None
     raw: str = ""
     observation: str | None = None
     executed: bool | None = None
-    findings: list[dict] = field(default_factory=list)
+    feedback: tuple[Finding, ...] = ()
+    error: ModelError | None = None  # never set live: a model failure arrives with the finished record
 
 
 @dataclass
@@ -48,7 +54,7 @@ class EpisodeLive:
     template: str
     query: str
     attempt: int
-    gold_calls: tuple = ()
+    gold_calls: tuple[GoldCall, ...] = ()
     gold_answer: Any = None
     steps: list[StepLive] = field(default_factory=list)
     stream: list[str] = field(default_factory=list)  # text of the step being generated
@@ -73,7 +79,7 @@ class Changes:
     episodes: set[str] = field(default_factory=set)  # episodes whose steps changed
     streamed: set[str] = field(default_factory=set)  # episodes whose streaming text changed
     started: list[str] = field(default_factory=list)
-    finished: list[dict] = field(default_factory=list)  # trajectory records, in order
+    finished: list[Trajectory] = field(default_factory=list)  # in order
     progress: bool = False
     paused: str | None = None
     summary: dict | None = None
@@ -121,8 +127,8 @@ class LiveState:
                 self._count += 1
                 self.episodes[event.episode_id] = EpisodeLive(
                     id=event.episode_id, number=self._count, task_id=event.task_id, template=event.template,
-                    query=event.query, attempt=event.attempt, gold_calls=event.gold_calls,
-                    gold_answer=event.gold_answer)
+                    query=event.query, attempt=event.attempt,
+                    gold_calls=tuple(GoldCall.from_dict(c) for c in event.gold_calls), gold_answer=event.gold_answer)
                 self.order.append(event.episode_id)
                 changes.started.append(event.episode_id)
             elif isinstance(event, StepProposed):
@@ -130,7 +136,8 @@ class LiveState:
                 if episode is None:
                     continue
                 step = episode.step(event.step)
-                step.thought, step.action, step.raw = event.thought, event.action, event.raw
+                step.thought, step.raw = event.thought, event.raw
+                step.action = action_from_dict(event.action) if event.action is not None else None
                 episode.stream = []
                 episode.stream_step = -1
                 changes.episodes.add(episode.id)
@@ -139,7 +146,7 @@ class LiveState:
                 episode = self.episodes.get(event.episode_id)
                 if episode is None:
                     continue
-                episode.step(event.step).findings = list(event.findings)
+                episode.step(event.step).feedback = tuple(Finding.from_dict(f) for f in event.findings)
                 changes.episodes.add(episode.id)
             elif isinstance(event, ObservationMade):
                 episode = self.episodes.get(event.episode_id)
@@ -154,12 +161,12 @@ class LiveState:
                 if episode is not None:
                     episode.finished = True
                     episode.stream = []
-                    episode.success = bool(record.get("verdict", {}).get("success"))
-                    episode.status = record.get("status")
-                    episode.end_reason = record.get("end_reason")
+                    episode.success = record.verdict.success
+                    episode.status = record.status
+                    episode.end_reason = record.end_reason
                     changes.episodes.add(episode.id)
-                for step in record.get("steps", []):
-                    value = (step.get("usage") or {}).get("completion_tokens")
+                for step in record.steps:
+                    value = step.usage.get("completion_tokens")
                     if isinstance(value, (int, float)):
                         self.completion_tokens += int(value)
                 changes.finished.append(record)

@@ -8,48 +8,19 @@ from textual.message import Message
 
 
 @dataclass
-class LiveUpdated(Message):
-    """A batch of engine events was folded into the live model (one per repaint, not per token)."""
-
-    changes: object = field(repr=False)
-
-
-@dataclass
 class QueueChanged(Message):
     """Trajectories joined or left the review queue (live arrivals, reviews, undo)."""
 
-    added: list[dict] = field(default_factory=list, repr=False)
+    added: list[str] = field(default_factory=list)  # ids, now in `app.queue`
     removed: list[str] = field(default_factory=list)
     select: str | None = None
 
 
 @dataclass
-class TrajectoryReviewed(Message):
-    """A review decision reached the store."""
-
-    record_id: str
-    decision: str  # accepted | discarded | edited | undone
-    status: str | None = None
-
-
-@dataclass
 class SessionReloaded(Message):
-    """The session file or pack changed on disk and loaded cleanly."""
+    """The session, the pack or the store was loaded again, or failed to (the screens show which)."""
 
-    what: str  # "session" | "pack"
-
-
-@dataclass
-class SessionStateChanged(Message):
-    """The engine started, paused, resumed or stopped."""
-
-    state: str  # idle | starting | running | pausing | paused | stopping | finished | failed
-
-
-@dataclass
-class StoreOpened(Message):
-    ok: bool
-    error: str | None = None
+    what: str  # "session" | "pack" | "store"
 
 
 class Hub:

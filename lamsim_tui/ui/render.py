@@ -3,11 +3,16 @@ edit preview. Every piece of model output or tool result goes through `text.lite
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
 
+from lamsim_tui.record import Action, Finish, GoldCall, Step, Trajectory
 from lamsim_tui.ui.text import clip, literal, pretty_json, severity_style
+
+if TYPE_CHECKING:
+    from lamsim_tui.ui.live import StepLive
 
 OBSERVATION_SHORT = (480, 8)  # characters, lines shown before "expand"
 OBSERVATION_LONG = (20_000, 400)  # when expanded; the full text is in the viewer (v)
@@ -68,13 +73,7 @@ def _hard_wrap(line: str, room: int) -> list[str]:
     return pieces
 
 
-def _get(step: Any, name: str, default: Any = None) -> Any:
-    if isinstance(step, dict):
-        return step.get(name, default)
-    return getattr(step, name, default)
-
-
-def action_lines(doc: Doc, action: dict | None, raw: str) -> None:
+def action_lines(doc: Doc, action: Action | None, raw: str) -> None:
     if action is None:
         doc.label("reply").add("unparseable", "$severity-error").line()
         text, hidden = clip(raw or "(empty)", *RAW_SHORT)
@@ -82,42 +81,39 @@ def action_lines(doc: Doc, action: dict | None, raw: str) -> None:
         if hidden:
             doc.label("").line(f"… {hidden:,} more characters", "$text-muted")
         return
-    if action.get("type") == "finish":
+    if isinstance(action, Finish):
         doc.label("answer").add("finish", "bold $accent").line()
-        doc.label("").indented(pretty_json(action.get("answer")) if "answer" in action else "(no answer)")
+        doc.label("").indented(pretty_json(action.answer) if action.has_answer else "(no answer)")
         return
-    doc.label("call").add(str(action.get("tool")), "bold $accent").line()
-    doc.label("").indented(pretty_json(action.get("arguments", {})), "$text-secondary")
+    doc.label("call").add(str(action.tool), "bold $accent").line()
+    doc.label("").indented(pretty_json(action.arguments), "$text-secondary")
 
 
-def step_content(step: Any, *, expanded: bool = False, title_suffix: str = "", width: int = 0) -> Content:
-    index = _get(step, "index", 0)
+def step_content(step: Step | StepLive, *, expanded: bool = False, title_suffix: str = "", width: int = 0) -> Content:
+    """A stored step, or a live one (whose observation is None until it is observed)."""
     doc = Doc(width)
-    doc.add(f"step {index + 1}", "bold $primary")
+    doc.add(f"step {step.index + 1}", "bold $primary")
     if title_suffix:
         doc.add(f"  {title_suffix}", "$text-muted")
     doc.line()
-    thought = _get(step, "thought") or ""
-    if thought:
-        doc.label("thought").indented(thought)
-    action_lines(doc, _get(step, "action"), _get(step, "raw") or "")
-    observation = _get(step, "observation")
+    if step.thought:
+        doc.label("thought").indented(step.thought)
+    action_lines(doc, step.action, step.raw)
+    observation = step.observation
     if observation is None:
         doc.label("observation").line("…", "$text-muted")
     elif observation != "":
         limit, lines = OBSERVATION_LONG if expanded else OBSERVATION_SHORT
         text, hidden = clip(observation, limit, lines)
-        executed = _get(step, "executed")
-        doc.label("observation" if executed else "told agent").indented(text)
+        doc.label("observation" if step.executed else "told agent").indented(text)
         if hidden:
             hint = "v: view all" if expanded else "o: expand, v: view all"
             doc.label("").line(f"… {hidden:,} more characters ({hint})", "$text-muted")
-    error = _get(step, "error")
-    if error:
-        doc.label("error").line(f"{error.get('code')}: {error.get('message')}", "$severity-error")
-    for finding in _get(step, "findings", None) or _get(step, "feedback", None) or []:
-        doc.label("feedback").add(finding.get("code", "?"), severity_style(finding.get("severity", ""))).line()
-        doc.label("").indented(finding.get("message", ""), "$text-muted")
+    if step.error is not None:
+        doc.label("error").line(f"{step.error.code}: {step.error.message}", "$severity-error")
+    for finding in step.feedback:
+        doc.label("feedback").add(finding.code, severity_style(finding.severity)).line()
+        doc.label("").indented(finding.message, "$text-muted")
     return doc.content()
 
 
@@ -145,7 +141,7 @@ def stream_content(text: str, width: int = 80, lines: int = STREAM_LINES) -> Con
     return Content.assemble(*parts)
 
 
-def task_content(query: str, *, template: str, gold_calls: Any = None, gold_answer: Any = None,
+def task_content(query: str, *, template: str, gold_calls: Iterable[GoldCall] = (), gold_answer: Any = None,
                  show_gold: bool = False, header: str = "", width: int = 0) -> Content:
     doc = Doc(width)
     if header:
@@ -153,48 +149,45 @@ def task_content(query: str, *, template: str, gold_calls: Any = None, gold_answ
     doc.label("template").line(template, "bold")
     doc.label("query").indented(query)
     if show_gold:
-        for i, call in enumerate(gold_calls or ()):
-            doc.label("gold call" if i == 0 else "").add(str(call.get("tool")), "$accent").add(" ")
-            doc.line(pretty_json(call.get("arguments", {})).replace("\n", " ").replace("  ", ""), "$text-secondary")
+        for i, call in enumerate(gold_calls):
+            doc.label("gold call" if i == 0 else "").add(call.tool, "$accent").add(" ")
+            doc.line(pretty_json(call.arguments).replace("\n", " ").replace("  ", ""), "$text-secondary")
         doc.label("gold answer").line(pretty_json(gold_answer).replace("\n", " "), "bold $verdict-success")
     else:
         doc.label("").line("g: show gold calls and answer", "$text-muted")
     return doc.content()
 
 
-def verdict_lines(doc: Doc, record: dict) -> None:
-    verdict = record.get("verdict") or {}
-    ok = verdict.get("success")
+def verdict_lines(doc: Doc, record: Trajectory) -> None:
+    verdict = record.verdict
+    ok = verdict.success
     doc.label("verdict").add("success" if ok else "failed", "bold $verdict-success" if ok else "bold $verdict-failure")
-    doc.add(f"   answer {_tick(verdict.get('answer_correct'))}  state {_tick(verdict.get('state_correct'))}"
-            f"   steps {verdict.get('steps_used', len(record.get('steps', [])))}", "$text-muted")
+    doc.add(f"   answer {_tick(verdict.answer_correct)}  state {_tick(verdict.state_correct)}"
+            f"   steps {verdict.steps_used}", "$text-muted")
     doc.line()
-    for reason in verdict.get("reasons") or []:
+    for reason in verdict.reasons:
         doc.label("").line(reason, "$text-muted")
-    failed = verdict.get("filters_failed") or []
+    failed = verdict.filters_failed
     doc.label("filters").line("passed" if not failed else "failed: " + ", ".join(map(str, failed)),
                               "$verdict-success" if not failed else "$status-filtered")
-    doc.label("answered").line(pretty_json(record.get("final_answer")).replace("\n", " "))
+    doc.label("answered").line(pretty_json(record.final_answer).replace("\n", " "))
 
 
 def _tick(value: Any) -> str:
     return "✓" if value is True else "✗" if value is False else "–"
 
 
-def record_content(record: dict, *, expanded: bool = False, width: int = 0) -> Content:
-    task = record.get("task") or {}
+def record_content(record: Trajectory, *, expanded: bool = False, width: int = 0) -> Content:
+    task = record.task
     doc = Doc(width)
-    doc.label("id").add(record.get("id", "?")[:12], "bold").add(f"   status {record.get('status') or '(replayed)'}", "$text-muted")
-    doc.add(f"   ended {record.get('end_reason')}", "$text-muted").line()
-    doc.label("template").line(task.get("template", "?"), "bold")
-    doc.label("query").indented(task.get("query", ""))
-    doc.label("gold answer").line(pretty_json(task.get("gold_answer")).replace("\n", " "), "$text-muted")
+    doc.label("id").add(record.id[:12], "bold").add(f"   status {record.status or '(replayed)'}", "$text-muted")
+    doc.add(f"   ended {record.end_reason}", "$text-muted").line()
+    doc.label("template").line(task.template, "bold")
+    doc.label("query").indented(task.query)
+    doc.label("gold answer").line(pretty_json(task.gold_answer).replace("\n", " "), "$text-muted")
     verdict_lines(doc, record)
-    review = record.get("review") or {}
-    if isinstance(review, dict) and (review.get("note") or review.get("reason")):
-        doc.label("review").line(review.get("note") or review.get("reason"))
     doc.line()
     parts = [doc.content()]
-    for step in record.get("steps", []):
+    for step in record.steps:
         parts.append(step_content(step, expanded=expanded, width=width))
     return Content("\n\n").join(parts)

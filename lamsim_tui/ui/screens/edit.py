@@ -5,15 +5,12 @@ it stays in the editor, and in the app's drafts when the operator leaves."""
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import subprocess
 import tempfile
 from pathlib import Path
 
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
@@ -21,12 +18,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TextArea
 
 from lamsim_tui.errors import LamsimError
+from lamsim_tui.record import Trajectory
 from lamsim_tui.ui.render import Doc, record_content
 from lamsim_tui.ui.text import lit
 from lamsim_tui.ui.widgets.steps import Wrapped
 
 
-class EditScreen(Screen[dict | None]):
+class EditScreen(Screen[Trajectory | None]):
     BINDINGS = [
         Binding("ctrl+s", "replay", "Replay", priority=True, id="edit.replay",
                 tooltip="replay the edit in a fresh sandbox and preview the result"),
@@ -41,11 +39,11 @@ class EditScreen(Screen[dict | None]):
         Binding("escape", "back", "Back", id="edit.back", tooltip="back to the queue; your text is kept as a draft"),
     ]
 
-    def __init__(self, record: dict):
+    def __init__(self, record: Trajectory):
         super().__init__()
         self.record = record
-        self.record_id = record["id"]
-        self.preview: dict | None = None
+        self.record_id = record.id
+        self.preview: Trajectory | None = None
         self.preview_text: str | None = None
         self.problems: list[str] = []
         self.codes: list[str] = []
@@ -56,12 +54,12 @@ class EditScreen(Screen[dict | None]):
         return review.editable_text(self.record)
 
     def compose(self) -> ComposeResult:
-        task = self.record.get("task") or {}
+        task = self.record.task
         yield Header(show_clock=False, icon="≡")
         doc = Doc()
         doc.add("editing ", "$text-muted").add(self.record_id[:12], "bold").add("  ")
-        doc.add(task.get("template", "?"), "bold $accent").add("   ")
-        doc.add(task.get("query", ""))
+        doc.add(task.template, "bold $accent").add("   ")
+        doc.add(task.query)
         yield Static(doc.content(), id="edit-head")
         with Horizontal(id="edit-body"):
             text = self.app.drafts.get(self.record_id) or self.original_text()
@@ -124,10 +122,10 @@ class EditScreen(Screen[dict | None]):
     @work(group="edit-replay", exclusive=True, exit_on_error=False, name="replay the edit")
     async def run_replay(self, edited: dict, text: str) -> None:
         from lamsim_tui.curation import review
-        from lamsim_tui.simulator.engine import areplay
+        from lamsim_tui.simulator.replay import areplay
 
         actions = review.actions_from_editable(edited)
-        pack = self.app.pack if self.app.pack is not None and self.app.pack.name == self.record["pack"]["name"] else None
+        pack = self.app.pack if self.app.pack is not None and self.app.pack.name == self.record.pack.name else None
         replayed = await areplay(self.record, actions, pack=pack)
         problems, codes = review.replay_problems(replayed)
         self.preview, self.preview_text = replayed, text
@@ -199,7 +197,7 @@ class EditScreen(Screen[dict | None]):
         edited = review.parse_editable(self.text, where="edit")
         replayed = self.preview
 
-        def reuse_preview(record, actions, pack=None):
+        def reuse_preview(record: Trajectory, actions: list[dict], pack=None) -> Trajectory:
             return replayed
 
         try:
@@ -220,8 +218,9 @@ class EditScreen(Screen[dict | None]):
         self.dismiss(None)
 
     def action_external(self) -> None:
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-        if not editor:
+        from lamsim_tui.curation.editor import editor_command, run_editor
+
+        if not editor_command():
             self._status("set $EDITOR (or $VISUAL) to edit in your own editor", "$severity-warning")
             return
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix=f"lamsim-{self.record_id[:8]}-",
@@ -231,12 +230,12 @@ class EditScreen(Screen[dict | None]):
         try:
             try:
                 with self.app.suspend():
-                    code = subprocess.call([*shlex.split(editor), str(path)])
-            except Exception as exc:  # SuspendNotSupported (no terminal), editor not found
-                self._status(f"cannot run {editor}: {exc}", "$severity-error")
+                    run_editor(path)
+            except LamsimError as exc:  # not found, or exited with an error: the text here is unchanged
+                self._status(exc.message, "$severity-warning")
                 return
-            if code != 0:
-                self._status(f"{editor} exited with status {code}; the text here is unchanged", "$severity-warning")
+            except (SuspendNotSupported, OSError) as exc:  # no terminal to hand over; the editor cannot start
+                self._status(f"cannot run the editor: {exc or type(exc).__name__}", "$severity-error")
                 return
             new = path.read_text(encoding="utf-8")
         finally:

@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 
 from lamsim_tui.ui.live import Changes, EpisodeLive
 from lamsim_tui.ui.render import Doc, stream_content, task_content
-from lamsim_tui.ui.text import severity_style
+from lamsim_tui.ui.text import code_style, severity_style
 from lamsim_tui.ui.widgets.steps import StepBlock, Wrapped
 
 SIDE_PANES_INTERVAL_S = 0.2
@@ -27,13 +27,6 @@ STATE_LABEL = {
     "finished": ("finished", "bold $primary"),
     "failed": ("failed", "bold $error"),
 }
-
-
-def _severity(code: str) -> str:
-    from lamsim_tui.simulator.feedback import CODES
-
-    spec = CODES.get(code)
-    return spec.severity if spec else "info"
 
 
 class LiveScreen(Screen):
@@ -186,7 +179,7 @@ class LiveScreen(Screen):
             bar.update(total=max(progress.total, 1), progress=progress.done)
             doc.label("episodes", 10).line(f"{progress.done} / {progress.total}   running {len(live.running)}")
             doc.label("success", 10).line(f"{progress.succeeded}   kept {progress.kept}   filtered {progress.filtered}")
-        pending = sum(1 for r in app.queue.values() if r.status == "pending")
+        pending = app.queue.count("pending")
         doc.label("to review", 10).line(f"{pending} pending, {len(app.queue) - pending} filtered")
         if not app.snapshot:
             cps = live.chars_per_second()
@@ -197,7 +190,7 @@ class LiveScreen(Screen):
         if findings:
             doc.line("findings by code", "$text-muted")
             for code, count in sorted(findings.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
-                doc.add(f"  {count:>4} ", "").line(code, severity_style(_severity(code)))
+                doc.add(f"  {count:>4} ", "").line(code, code_style(code))
         self.query_one("#progress-info", Static).update(doc.content(), layout=False)
 
     # ----- episodes ----------------------------------------------------------------------------
@@ -365,7 +358,7 @@ class LiveScreen(Screen):
             self._step_keys = []
         stream = self.query_one("#stream", Static)
         for step in episode.steps:
-            key = (step.action is not None, step.raw, step.observation is None, len(step.findings), self.expanded)
+            key = (step.action is not None, step.raw, step.observation is None, len(step.feedback), self.expanded)
             if step.index < len(self._blocks):
                 if self._step_keys[step.index] != key:
                     self._step_keys[step.index] = key
@@ -404,19 +397,19 @@ class LiveScreen(Screen):
         return max(20, self.query_one("#stream", Static).content_size.width)
 
     def _show_feedback(self, episode: EpisodeLive | None) -> None:
-        key = (episode.id, sum(len(s.findings) for s in episode.steps)) if episode else None
+        key = (episode.id, sum(len(s.feedback) for s in episode.steps)) if episode else None
         if key == getattr(self, "_feedback_key", ()):
             return
         self._feedback_key = key
-        findings = [(step.index, f) for step in episode.steps for f in step.findings] if episode else []
+        findings = [(step.index, f) for step in episode.steps for f in step.feedback] if episode else []
         total = len(findings)
 
         def build(width: int) -> Content:
             doc = Doc(width)
             for index, finding in findings:
                 doc.add(f"step {index + 1:<3} ", "$text-muted")
-                doc.add(f"{finding.get('code', '?'):<18} ", severity_style(finding.get("severity", "")))
-                doc.indented(str(finding.get("message", "")), indent=28)
+                doc.add(f"{finding.code:<18} ", severity_style(finding.severity))
+                doc.indented(finding.message, indent=28)
             if not findings:
                 doc.add("No feedback for this episode yet." if episode else "", "$text-muted")
             return doc.content()

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
 
-from lamsim_tui.ui.widgets.tables import RowFilter
+from lamsim_tui.ui.queue import RowFilter
 
 
 class FilterScreen(ModalScreen[RowFilter | None]):

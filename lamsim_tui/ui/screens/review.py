@@ -13,10 +13,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from lamsim_tui.errors import LamsimError
+from lamsim_tui.record import Trajectory
 from lamsim_tui.ui.messages import QueueChanged
+from lamsim_tui.ui.queue import Row, RowFilter, TrajectoryRows
 from lamsim_tui.ui.render import record_content
 from lamsim_tui.ui.widgets.steps import Wrapped
-from lamsim_tui.ui.widgets.tables import RowFilter, TrajectoryTable
+from lamsim_tui.ui.widgets.tables import TrajectoryTable
 
 
 class TrajectoryList(Screen):
@@ -29,7 +31,7 @@ class TrajectoryList(Screen):
         super().__init__()
         self.filter = RowFilter()
         self.expanded = False
-        self._shown: str | None = None
+        self.shown: str | None = None  # the trajectory in the detail pane
 
     def compose_list(self) -> ComposeResult:
         yield Static(id="list-bar")
@@ -42,8 +44,12 @@ class TrajectoryList(Screen):
     def table(self) -> TrajectoryTable:
         return self.query_one("#table", TrajectoryTable)
 
-    def listed_rows(self) -> list:
+    @property
+    def rows(self) -> TrajectoryRows:
         raise NotImplementedError
+
+    def listed_rows(self) -> list[Row]:
+        return self.rows.matching(self.filter)
 
     def refill(self, keep: str | None = None) -> None:
         rows = self.listed_rows()
@@ -63,11 +69,11 @@ class TrajectoryList(Screen):
         body = self.query_one("#detail-body", Wrapped)
         detail = self.query_one("#detail", VerticalScroll)
         if record_id is None:
-            self._shown = None
+            self.shown = None
             body.show_with(lambda width: Content.styled(self.EMPTY, "$text-muted"))
             detail.border_title = "Detail"
             return
-        if record_id == self._shown and not force:
+        if record_id == self.shown and not force:
             return
         try:
             record = self.app.record(record_id)
@@ -75,7 +81,7 @@ class TrajectoryList(Screen):
             problem = str(exc)
             body.show_with(lambda width: Content.styled(problem, "$severity-error"))
             return
-        self._shown = record_id
+        self.shown = record_id
         expanded = self.expanded
         body.show_with(lambda width: record_content(record, expanded=expanded, width=width))
         detail.border_title = f"Trajectory {record_id[:12]}"
@@ -92,7 +98,7 @@ class TrajectoryList(Screen):
         if record_id is None:
             return
         record = self.app.record(record_id)
-        self.app.push_screen(TextViewer(json.dumps(record, indent=2, ensure_ascii=False),
+        self.app.push_screen(TextViewer(json.dumps(record.to_dict(), indent=2, ensure_ascii=False),
                                         title=f"trajectory {record_id}", language="json"))
 
     def action_next(self) -> None:
@@ -108,8 +114,8 @@ class TrajectoryList(Screen):
 
         app = self.app
         templates = set(app.pack.templates) if app.pack is not None else set()
-        templates.update(r.template for r in self.all_rows())
-        codes = set(CODES) | {c for r in self.all_rows() for c in r.findings}
+        templates.update(self.rows.templates())
+        codes = set(CODES) | self.rows.codes()
 
         def apply(result: RowFilter | None) -> None:
             if result is not None:
@@ -122,9 +128,6 @@ class TrajectoryList(Screen):
         if self.filter.active:
             self.filter = RowFilter()
             self.refill()
-
-    def all_rows(self) -> list:
-        return self.listed_rows()
 
 
 class ReviewScreen(TrajectoryList):
@@ -156,15 +159,13 @@ class ReviewScreen(TrajectoryList):
         self.app.call_after_refresh(self.refill)
         self.table.focus()
 
-    def listed_rows(self) -> list:
-        return [row for row in self.app.queue_rows() if self.filter.matches(row)]
-
-    def all_rows(self) -> list:
-        return self.app.queue_rows()
+    @property
+    def rows(self) -> TrajectoryRows:
+        return self.app.queue
 
     def _show_bar(self) -> None:
         queue = self.app.queue
-        pending = sum(1 for r in queue.values() if r.status == "pending")
+        pending = queue.count("pending")
         doc = Content.assemble(
             ("queue ", "$text-muted"), (f"{pending}", "bold $status-pending"), (" pending · ", "$text-muted"),
             (f"{len(queue) - pending}", "bold $status-filtered"), (" filtered", "$text-muted"),
@@ -186,12 +187,13 @@ class ReviewScreen(TrajectoryList):
         for record_id in change.removed:
             if record_id in table.rows:
                 table.remove_row(record_id)
-        rows = [self.app.queue[r["id"]] for r in change.added if r["id"] in self.app.queue]
-        new = [row for row in rows if self.filter.matches(row) and row.id not in table.rows]
+        queue = self.app.queue
+        rows = [queue[record_id] for record_id in change.added if record_id in queue]
+        new = [row for row in rows if queue.matches(row, self.filter) and row.id not in table.rows]
         if new:
             table.add_rows_keyed(new)
             last_pending = any(r.status == "pending" for r in new)
-            if last_pending and any(r.status == "filtered" for r in self.app.queue.values()):
+            if last_pending and queue.count("filtered"):
                 table.sort("status", "seq", key=lambda cells: (cells[0].plain != "pending", int(cells[1].plain)))
         target = change.select if change.select in table.rows else current
         table.focus_row(target)
@@ -271,7 +273,7 @@ class ReviewScreen(TrajectoryList):
             self.notify(str(exc), severity="error", markup=False)
             return
 
-        def done(updated: dict | None) -> None:
+        def done(updated: Trajectory | None) -> None:
             if updated is not None:
                 self.app.reviewed(updated, select=self._neighbour(record_id))
 

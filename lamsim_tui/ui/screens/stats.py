@@ -13,19 +13,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from lamsim_tui.ui.render import Doc
-from lamsim_tui.ui.text import literal, severity_style
+from lamsim_tui.ui.text import code_style, literal
 from lamsim_tui.ui.widgets.barchart import bar_chart
 
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.0f}%"
-
-
-def _severity(code: str) -> str:
-    from lamsim_tui.simulator.feedback import CODES
-
-    spec = CODES.get(code)
-    return severity_style(spec.severity if spec else "info")
 
 
 TEMPLATE_COLUMNS = ("template", "episodes", "success", "passed", "pending", "filtered", "accepted", "discarded",
@@ -103,7 +96,7 @@ class StatsScreen(Screen):
         self.query_one("#stats-overall", Static).update(doc.content())
 
         findings = sorted(overall["findings"].items(), key=lambda kv: (-kv[1], kv[0]))
-        self.query_one("#stats-chart", Static).update(bar_chart(findings, width=36, style_of=_severity))
+        self.query_one("#stats-chart", Static).update(bar_chart(findings, width=36, style_of=code_style))
 
         table = self.query_one("#stats-templates", DataTable)
         table.clear()

@@ -11,6 +11,7 @@ from textual.content import Content
 from textual.widgets import Footer, Header, Static
 
 from lamsim_tui.errors import LamsimError
+from lamsim_tui.ui.queue import TrajectoryRows
 from lamsim_tui.ui.screens.review import TrajectoryList
 
 
@@ -31,7 +32,7 @@ class StoreScreen(TrajectoryList):
 
     def __init__(self) -> None:
         super().__init__()
-        self._rows: list = []
+        self._rows: TrajectoryRows | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
@@ -55,22 +56,23 @@ class StoreScreen(TrajectoryList):
         if self.is_current:
             self.action_reload()
 
-    def action_reload(self) -> None:
-        self._is_stale = False
-        self._rows = self.app.store_rows(self.STATUSES)
-        self.refill()
-
-    def listed_rows(self) -> list:
-        return [row for row in self._rows if self.filter.matches(row)]
-
-    def all_rows(self) -> list:
+    @property
+    def rows(self) -> TrajectoryRows:
+        if self._rows is None:
+            self._rows = TrajectoryRows(self.app.record)
         return self._rows
 
+    def action_reload(self) -> None:
+        self._is_stale = False
+        self.rows.replace(self.app.listings(self.STATUSES))
+        self.refill()
+
     def _show_bar(self) -> None:
-        accepted = sum(1 for r in self._rows if r.status == "accepted")
+        rows = self.rows
+        accepted = rows.count("accepted")
         doc = Content.assemble(
             (f"{accepted}", "bold $status-accepted"), (" accepted · ", "$text-muted"),
-            (f"{len(self._rows) - accepted}", "bold $status-discarded"), (" discarded", "$text-muted"),
+            (f"{len(rows) - accepted}", "bold $status-discarded"), (" discarded", "$text-muted"),
             ("   listed ", "$text-muted"), (f"{self.table.row_count}", "bold"),
             ("   filter ", "$text-muted"), (self.filter.describe(), "$accent" if self.filter.active else "$text-muted"),
             ("   x: export", "$text-muted"),

@@ -5,7 +5,7 @@ The `TextArea` renders only the visible lines, so very long text stays responsiv
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,18 +15,20 @@ from textual.widgets import Static, TextArea
 
 from lamsim_tui.ui.text import literal, pretty_json
 
+if TYPE_CHECKING:
+    from lamsim_tui.record import Step
+    from lamsim_tui.ui.live import StepLive
 
-def step_full_text(step: Any) -> str:
-    get = (lambda k, d=None: step.get(k, d)) if isinstance(step, dict) else (lambda k, d=None: getattr(step, k, d))
+
+def step_full_text(step: Step | StepLive) -> str:
     parts = []
-    if get("thought"):
-        parts.append("thought:\n" + get("thought"))
-    action = get("action")
-    parts.append("action:\n" + (pretty_json(action) if action is not None else "(unparseable)\n" + (get("raw") or "")))
-    parts.append("observation:\n" + (get("observation") or ""))
-    findings = get("findings") or get("feedback") or []
-    if findings:
-        parts.append("feedback:\n" + "\n".join(f"{f.get('severity')} {f.get('code')}: {f.get('message')}" for f in findings))
+    if step.thought:
+        parts.append("thought:\n" + step.thought)
+    action = step.action
+    parts.append("action:\n" + (pretty_json(action.to_dict()) if action is not None else "(unparseable)\n" + step.raw))
+    parts.append("observation:\n" + (step.observation or ""))
+    if step.feedback:
+        parts.append("feedback:\n" + "\n".join(f"{f.severity} {f.code}: {f.message}" for f in step.feedback))
     return "\n\n".join(parts)
 
 

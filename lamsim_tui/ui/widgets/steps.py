@@ -4,7 +4,7 @@ observation, feedback) built on them."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.binding import Binding
@@ -12,6 +12,10 @@ from textual.content import Content
 from textual.widgets import Static
 
 from lamsim_tui.ui.render import step_content
+
+if TYPE_CHECKING:
+    from lamsim_tui.record import Step
+    from lamsim_tui.ui.live import StepLive
 
 
 class Wrapped(Static):
@@ -51,7 +55,7 @@ class StepBlock(Wrapped, can_focus=True):
 
     BINDINGS = [Binding("enter,v", "view", "View all", id="step.view")]
 
-    def __init__(self, step: Any, *, expanded: bool = False, width_hint: int = 0, **kwargs: Any):
+    def __init__(self, step: Step | StepLive, *, expanded: bool = False, width_hint: int = 0, **kwargs: Any):
         self.step = step
         self.expanded = expanded
         super().__init__(self._content, width_hint=width_hint, **kwargs)
@@ -59,7 +63,7 @@ class StepBlock(Wrapped, can_focus=True):
     def _content(self, width: int) -> Content:
         return step_content(self.step, expanded=self.expanded, width=width)
 
-    def show(self, step: Any, *, expanded: bool | None = None) -> None:
+    def show(self, step: Step | StepLive, *, expanded: bool | None = None) -> None:
         self.step = step
         if expanded is not None:
             self.expanded = expanded
@@ -68,5 +72,4 @@ class StepBlock(Wrapped, can_focus=True):
     def action_view(self) -> None:
         from lamsim_tui.ui.screens.viewer import TextViewer, step_full_text
 
-        index = self.step["index"] if isinstance(self.step, dict) else self.step.index
-        self.app.push_screen(TextViewer(step_full_text(self.step), title=f"step {index + 1}"))
+        self.app.push_screen(TextViewer(step_full_text(self.step), title=f"step {self.step.index + 1}"))

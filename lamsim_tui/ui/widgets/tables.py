@@ -1,47 +1,15 @@
-"""The trajectory table shared by the review queue and the store browser, and its filter."""
+"""The trajectory table shared by the review queue and the store browser."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from lamsim_tui.ui.queue import Row
 from lamsim_tui.ui.text import literal
-
-
-@dataclass(frozen=True)
-class RowFilter:
-    """What the operator narrowed the list to: status, template, feedback code, free text."""
-
-    status: str | None = None
-    template: str | None = None
-    code: str | None = None
-    text: str = ""
-
-    @property
-    def active(self) -> bool:
-        return bool(self.status or self.template or self.code or self.text.strip())
-
-    def matches(self, row) -> bool:
-        if self.status and row.status != self.status:
-            return False
-        if self.template and row.template != self.template:
-            return False
-        if self.code and not any(c == self.code or c.startswith(self.code + ".") for c in row.findings):
-            return False
-        text = self.text.strip().lower()
-        if text and not all(word in row.haystack or word in row.id for word in text.split()):
-            return False
-        return True
-
-    def describe(self) -> str:
-        parts = [f"status {self.status}" if self.status else "", f"template {self.template}" if self.template else "",
-                 f"code {self.code}" if self.code else "", f"text “{self.text.strip()}”" if self.text.strip() else ""]
-        return ", ".join(p for p in parts if p) or "none"
-
 
 COLUMNS = (("#", "seq", 4), ("id", "id", 8), ("status", "status", 9), ("verdict", "verdict", 7),
            ("template", "template", None), ("steps", "steps", 5), ("findings", "findings", 30))
@@ -69,21 +37,22 @@ class TrajectoryTable(DataTable):
             "status-pending", "status-filtered", "status-accepted", "status-discarded", "verdict-success",
             "verdict-failure", "severity-error", "text-muted")}
 
-    def cells(self, row, colours: dict[str, str] | None = None) -> list[Text]:
+    def cells(self, row: Row, colours: dict[str, str] | None = None) -> list[Text]:
         c = colours or self._colours()
+        listing = row.listing
         findings = " ".join(f"{code}×{n}" if n > 1 else code
-                            for code, n in sorted(row.findings.items(), key=lambda kv: (-kv[1], kv[0])))
+                            for code, n in sorted(listing.findings.items(), key=lambda kv: (-kv[1], kv[0])))
         return [
             Text(str(row.seq + 1), style=c["text-muted"], justify="right"),
-            Text(row.id[:8], style=c["text-muted"]),
-            Text(row.status, style=c.get(f"status-{row.status}", "")),
-            Text("success", style=c["verdict-success"]) if row.success else Text("failed", style=c["verdict-failure"]),
-            Text(literal(row.template), no_wrap=True, overflow="ellipsis"),
-            Text(str(row.steps), justify="right"),
+            Text(listing.id[:8], style=c["text-muted"]),
+            Text(listing.status, style=c.get(f"status-{listing.status}", "")),
+            Text("success", style=c["verdict-success"]) if listing.success else Text("failed", style=c["verdict-failure"]),
+            Text(literal(listing.template), no_wrap=True, overflow="ellipsis"),
+            Text(str(listing.steps), justify="right"),
             Text(literal(findings), style=c["severity-error"] if findings else "", no_wrap=True, overflow="ellipsis"),
         ]
 
-    def show_rows(self, rows: Iterable, keep: str | None = None) -> None:
+    def show_rows(self, rows: Iterable[Row], keep: str | None = None) -> None:
         """Replace every row; keep the cursor on `keep` (an id) when it is still listed."""
         colours = self._colours()
         self.clear()
@@ -91,7 +60,7 @@ class TrajectoryTable(DataTable):
         self.add_rows_keyed(rows, colours)
         self.focus_row(keep)
 
-    def add_rows_keyed(self, rows: Iterable, colours: dict[str, str] | None = None) -> None:
+    def add_rows_keyed(self, rows: Iterable[Row], colours: dict[str, str] | None = None) -> None:
         colours = colours or self._colours()
         for row in rows:
             self.add_row(*self.cells(row, colours), key=row.id)

@@ -1,12 +1,16 @@
 """Typed events the engine emits while a session runs. The TUI and the headless CLI render them.
 
-All are frozen dataclasses; payloads are plain data (str, dict) so they can cross threads.
+All are frozen dataclasses; payloads are plain data (str, dict) or frozen records, so they can
+cross threads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lamsim_tui.record import Trajectory
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class ObservationMade(Event):
 @dataclass(frozen=True)
 class EpisodeFinished(Event):
     episode_id: str
-    trajectory: dict = field(repr=False)
+    trajectory: Trajectory = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@ documentation below (`scripts/gen-docs`), and a test keeps it current.
 Stored records carry `schema_version`. `from_dict` reads the current version only; older
 records go through `migrate` (one function per upgrade in `MIGRATIONS`), newer ones are refused.
 
+Adding a field does not need a new version when it is optional: give it a default, leave it out
+of `to_dict` while it has that default, and document it (`metadata` doc). An older lamsim keeps
+the unknown key in `Trajectory.extras` and writes it back unchanged; a newer one reads a record
+without it as the default. Renaming a field or changing what it means needs a new version and a
+migration.
+
 Values that are whatever a tool, a model or a session made them (arguments, results, answers,
 slots, sandbox rows, usage figures, settings) stay plain JSON: `Any` / `dict` below.
 """

@@ -65,8 +65,26 @@ class ObservationMade(Event):
 
 @dataclass(frozen=True)
 class EpisodeFinished(Event):
+    """An episode ended and was judged; its record is on its way to the store (see EpisodeStored)."""
+
     episode_id: str
     trajectory: Trajectory = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EpisodeStored(Event):
+    """The episode's record is durable in the store: `number` is its stable place there."""
+
+    episode_id: str
+    number: int
+
+
+@dataclass(frozen=True)
+class EpisodeCancelled(Event):
+    """The session was stopped while this episode ran; `stored` says whether its record was kept."""
+
+    episode_id: str
+    stored: bool = False
 
 
 @dataclass(frozen=True)

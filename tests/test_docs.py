@@ -5,7 +5,7 @@ import re
 from packkit import ROOT
 
 from lamsim_tui.session.config import session_schema_markdown
-from lamsim_tui.simulator.feedback import CODES, code_table_markdown
+from lamsim_tui.simulator.feedback import code_table_markdown
 
 
 def _generated(path):
@@ -16,15 +16,12 @@ def _generated(path):
 
 
 def test_session_and_feedback_tables_are_current():
+    # Regenerated from the code and compared with the committed docs: fails when the code changes
+    # without scripts/gen-docs. (The feedback table and CODES come from one list, and `finding`
+    # refuses codes outside it, so there is no separate "every code is documented" check.)
     hint = "run scripts/gen-docs"
     assert _generated("docs/sessions.md") == session_schema_markdown(), hint
     assert _generated("docs/feedback.md") == code_table_markdown(), hint
-
-
-def test_every_feedback_code_is_documented():
-    table = _generated("docs/feedback.md")
-    for code in CODES:
-        assert f"`{code}`" in table
 
 
 def test_readme_quick_start_has_the_two_commands():

@@ -174,11 +174,11 @@ def test_the_guide_step_by_step(tmp_path):
     with open_store(project / "stores" / "shop", readonly=True) as store:
         records = list(store.records())
     assert len(records) == 20
-    templates = {r["task"]["template"] for r in records}
+    templates = {r.template for r in records}
     assert templates <= {"item_stock", "cheap_items", "item_supplier", "restock"} and len(templates) == 4
-    assert sum(r["verdict"]["success"] for r in records) >= 15
-    restocks = [r for r in records if r["task"]["template"] == "restock"]
-    assert all(r["task"]["judge_state"] and r["task"]["gold_state"]["items"] for r in restocks)
+    assert sum(r.verdict.success for r in records) >= 15
+    restocks = [r for r in records if r.template == "restock"]
+    assert all(r.task.judge_state and r.task.gold_state["items"] for r in restocks)
 
 
 if __name__ == "__main__":

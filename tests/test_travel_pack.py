@@ -103,7 +103,7 @@ def test_check_and_scripted_run_from_the_command_line(tmp_path):
     with open_store(tmp_path / "store", readonly=True) as store:
         records = list(store.records())
     assert len(records) == 30
-    assert any(r["task"]["judge_state"] and r["verdict"]["state_correct"] for r in records)
+    assert any(r.task.judge_state and r.verdict.state_correct for r in records)
 
 
 # ----- judged on final state -------------------------------------------------------------------
@@ -112,9 +112,9 @@ def test_check_and_scripted_run_from_the_command_line(tmp_path):
 def test_booking_task_is_judged_on_final_state(pack):
     t = task(pack, "book_cheapest_flight", 3)
     assert t.judge_state and set(t.gold_state) == {"bookings", "flights", "loyalty"}
-    calls = {c["tool"]: c for c in t.gold_calls}
-    booked = calls["book_flight"]["arguments"]
-    assert t.gold_answer == calls["book_flight"]["result"]["booking_id"]
+    calls = {c.tool: c for c in t.gold_calls}
+    booked = calls["book_flight"].arguments
+    assert t.gold_answer == calls["book_flight"].result["booking_id"]
 
     def replay(flight_id: str) -> dict:
         sb = pack.new_sandbox()
@@ -122,7 +122,7 @@ def test_booking_task_is_judged_on_final_state(pack):
         return json.loads(json.dumps(sb.changes()))
 
     assert states_match(replay(booked["flight_id"]), t.gold_state, t.state_fields) == (True, [])
-    others = [f["id"] for f in calls["search_flights"]["result"]["flights"]
+    others = [f["id"] for f in calls["search_flights"].result["flights"]
               if f["id"] != booked["flight_id"] and f["seats_left"] > 0]
     if others:  # the same booking on another flight of that day is wrong
         ok, reasons = states_match(replay(others[0]), t.gold_state, t.state_fields)

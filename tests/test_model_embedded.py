@@ -306,7 +306,7 @@ def test_constrained_step_on_the_real_model_is_a_valid_action(tmp_path):
         try:
             agent, public = factory.for_episode("ep", seed=1)
             view = EpisodeView(episode_id="ep", query="What colour is item I-04?", tools=list(pack.tools.values()),
-                               steps=[], step_budget=5, seed=1, task=None)
+                               steps=[], step_budget=5, seed=1)
             return await agent.step(view, events.append), public
         finally:
             await factory.aclose()
@@ -341,8 +341,8 @@ def test_headless_pilot_stores_three_model_made_trajectories(tmp_path):
         records = list(st.records())
     assert len(records) == 3
     for record in records:
-        assert record["agent"]["kind"] == "embedded"
-        assert record["agent"]["model"] == f"embedded:{catalogue.DEFAULT_MODEL}"
-        model_steps = [s for s in record["steps"] if s["raw"]]
-        assert model_steps, f"no model-made step in {record['id']} ({record['end_reason']})"
-        assert all(s["usage"].get("completion_tokens", 0) > 0 for s in model_steps)
+        assert record.agent["kind"] == "embedded"
+        assert record.agent["model"] == f"embedded:{catalogue.DEFAULT_MODEL}"
+        model_steps = [s for s in record.steps if s.raw]
+        assert model_steps, f"no model-made step in {record.id} ({record.end_reason})"
+        assert all(s.usage.get("completion_tokens", 0) > 0 for s in model_steps)

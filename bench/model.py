@@ -34,11 +34,6 @@ sys.path.insert(0, str(ROOT))
 INVALID = ("format.", "tool.", "args.")
 
 
-def _with(session, **changes):
-    new = dataclasses.replace(session, **changes)
-    return new
-
-
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -60,17 +55,17 @@ async def bench(args) -> dict:
     if args.unconstrained:
         agent = dataclasses.replace(agent, constrained=False)
     budget = dataclasses.replace(session.budget, steps=args.steps, seconds=args.episode_seconds)
-    session = _with(session, agent=agent, concurrency=1, budget=budget)
+    session = dataclasses.replace(session, agent=agent, concurrency=1, budget=budget)
     pack = load_pack(session.pack_dir())
     factory = ModelAgentFactory(session, pack, embedded=True)
-    records: list[dict] = []
+    records: list = []  # Trajectory
 
     def on_event(event) -> None:
         if isinstance(event, EpisodeFinished):
             records.append(event.trajectory)
             t = event.trajectory
-            print(f"  episode {len(records)}/{args.n}: {t['end_reason']:18} success={t['verdict']['success']!s:5} "
-                  f"steps={len(t['steps'])} {t['timing']['wall_s']:.1f} s", file=sys.stderr, flush=True)
+            print(f"  episode {len(records)}/{args.n}: {t.end_reason:18} success={t.verdict.success!s:5} "
+                  f"steps={len(t.steps)} {t.timing.wall_s:.1f} s", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     await factory.start()  # the engine's own start() is then a no-op: we time start-up apart
@@ -82,12 +77,13 @@ async def bench(args) -> dict:
 
 def report(result: dict) -> dict:
     records = result["records"]
-    steps = [s for r in records for s in r["steps"]]
-    walls = [r["timing"]["wall_s"] for r in records]
-    model_s = sum(r["timing"]["model_s"] for r in records)
-    engine_s = sum(r["timing"]["engine_s"] for r in records)
-    def usage(step: dict) -> dict:
-        return step.get("usage") or {}
+    steps = [s for r in records for s in r.steps]
+    walls = [r.timing.wall_s for r in records]
+    model_s = sum(r.timing.model_s for r in records)
+    engine_s = sum(r.timing.engine_s for r in records)
+
+    def usage(step) -> dict:
+        return step.usage
 
     compute_s = sum(usage(s).get("server_prompt_s", 0) + usage(s).get("server_generation_s", 0) for s in steps)
     # The server's own wall time per request: prompt, generation and sampling (the grammar of
@@ -97,20 +93,19 @@ def report(result: dict) -> dict:
     wall = sum(walls)
     groups: dict[str, list[dict]] = {"session's first step": [], "episodes' first steps": [], "later steps": []}
     for i, r in enumerate(records):
-        for s in r["steps"]:
-            u = s.get("usage") or {}
+        for s in r.steps:
+            u = usage(s)
             if "processed_tokens" not in u:
                 continue
-            key = "later steps" if s["index"] > 0 else ("session's first step" if i == 0 else "episodes' first steps")
+            key = "later steps" if s.index > 0 else ("session's first step" if i == 0 else "episodes' first steps")
             groups[key].append(u)
-    generated = sum((s.get("usage") or {}).get("completion_tokens", 0) or 0 for s in steps)
-    gen_s = sum((s.get("usage") or {}).get("server_generation_s", 0) for s in steps)
-    processed = sum((s.get("usage") or {}).get("processed_tokens", 0) for s in steps)
-    cached = sum((s.get("usage") or {}).get("cached_tokens", 0) for s in steps)
-    prompt_s = sum((s.get("usage") or {}).get("server_prompt_s", 0) for s in steps)
-    valid = sum(1 for s in steps if s["action"] is not None
-                and not any(f["code"].startswith(INVALID) for f in s["feedback"]))
-    latencies = [(s.get("usage") or {}).get("latency_s") for s in steps if (s.get("usage") or {}).get("latency_s")]
+    generated = sum(usage(s).get("completion_tokens", 0) or 0 for s in steps)
+    gen_s = sum(usage(s).get("server_generation_s", 0) for s in steps)
+    processed = sum(usage(s).get("processed_tokens", 0) for s in steps)
+    cached = sum(usage(s).get("cached_tokens", 0) for s in steps)
+    prompt_s = sum(usage(s).get("server_prompt_s", 0) for s in steps)
+    valid = sum(1 for s in steps if s.action is not None and not any(c.startswith(INVALID) for c in s.codes))
+    latencies = [usage(s).get("latency_s") for s in steps if usage(s).get("latency_s")]
     figures = {
         "model": result["model"],
         "episodes": len(records),
@@ -156,7 +151,8 @@ def main() -> int:
     figures = report(result)
     print(json.dumps(figures, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps({"figures": figures, "records": result["records"]}, indent=1,
+        trajectories = [r.to_dict() for r in result["records"]]
+        Path(args.json).write_text(json.dumps({"figures": figures, "records": trajectories}, indent=1,
                                               default=str))
     return 0
 

@@ -30,6 +30,7 @@ from tinydb.storages import JSONStorage  # noqa: E402
 
 from lamsim_tui.cli.review import list_rows, summary_line  # noqa: E402
 from lamsim_tui.curation.review import accept  # noqa: E402
+from lamsim_tui.record import Listing  # noqa: E402
 from lamsim_tui.store import open_store  # noqa: E402
 from lamsim_tui.testing.synthetic import make_record  # noqa: E402
 
@@ -75,7 +76,7 @@ def bench_lamsim(n: int, root: Path, accepts: int) -> dict:
     open_s, store = timed(lambda: open_store(path))
     open_ro_s, reader = timed(lambda: open_store(path, readonly=True))
     reader.close()
-    list_s, rows = timed(lambda: [(d["id"], summary_line(d)) for d in list_rows(store, status="pending")])
+    list_s, rows = timed(lambda: [(item.id, summary_line(item)) for item in list_rows(store, status="pending")])
     pending = [record_id for record_id, _ in rows]
     random.Random(1).shuffle(pending)
     samples = []
@@ -98,7 +99,7 @@ def bench_plain(n: int, root: Path, accepts: int) -> dict:
     path = root / "plain.json"
     fill_start = time.perf_counter()
     storage = JSONStorage(str(path))
-    docs = {str(i + 1): r for i, r in enumerate(r for chunk in records(n) for r in chunk)}
+    docs = {str(i + 1): r.to_dict() for i, r in enumerate(r for chunk in records(n) for r in chunk)}
     storage.write({"_default": docs})  # one write, not n rewrites
     del docs
     storage.close()
@@ -112,7 +113,7 @@ def bench_plain(n: int, root: Path, accepts: int) -> dict:
 
     open_s, db = timed(_open)
     q = Query()
-    list_s, rows = timed(lambda: [(d.doc_id, summary_line(d)) for d in db.search(q.status == "pending")])
+    list_s, rows = timed(lambda: [(d.doc_id, summary_line(Listing.of(d, d.doc_id))) for d in db.search(q.status == "pending")])
     pending = [r.doc_id for r in db.search(q.status == "pending")]
     random.Random(1).shuffle(pending)
     samples = []

@@ -99,7 +99,7 @@ class Finish:
 
     answer: Any
     call_id: str = ""
-    has_answer: bool = True
+    has_answer: bool = field(default=True, compare=False)  # what the parser saw; stored records keep `answer`
 
     def to_dict(self) -> dict:
         return {"type": "finish", "answer": self.answer, "call_id": self.call_id}
@@ -578,7 +578,7 @@ class Trajectory:
         if not isinstance(data, dict):
             raise RecordError(f"a trajectory record is a JSON object, not {type(data).__name__}")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION or isinstance(version, bool):
             raise RecordError(f"record {data.get('id')} has schema_version {version!r}; this lamsim reads "
                               f"{SCHEMA_VERSION} (migrate it first)")
         try:
@@ -761,7 +761,7 @@ MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 def migrate(data: dict) -> dict:
     """The stored dict at the current schema version. Raises RecordError for what cannot be read."""
     version = data.get("schema_version")
-    if version == SCHEMA_VERSION:
+    if version == SCHEMA_VERSION and not isinstance(version, bool):
         return data
     if not isinstance(version, int) or isinstance(version, bool):
         raise RecordError(f"record {data.get('id')} has no schema_version")

@@ -225,6 +225,8 @@ def test_no_orphan_server_when_lamsim_is_killed(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import asyncio, sys, time
         sys.path.insert(0, {str(ROOT)!r})
+        from lamsim_tui.agents.embedded.server import EmbeddedServer
+        from lamsim_tui.agents.embedded.weights import resolve_gguf
         server = EmbeddedServer(model_path=resolve_gguf({name!r})[0], n_ctx=1024)
         asyncio.run(server.start())
         print(server.process.pid, server.port, flush=True)

@@ -40,6 +40,23 @@ def made(tmp_path_factory):
     return engine_store(tmp_path_factory.mktemp("engine"))
 
 
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory):
+    """A scripted run of the pilot session on the shipped CRM pack (16 tools, long observations)."""
+    import contextlib
+    import io
+
+    from packkit import ROOT
+
+    from lamsim_tui.cli import main
+
+    store = tmp_path_factory.mktemp("crm") / "store"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["run", str(ROOT / "sessions" / "pilot.yaml"), "--headless", "-n", "20", "--agent", "scripted",
+                     "--seed", "5", "--store", str(store)]) == 0
+    return store
+
+
 def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -92,12 +109,14 @@ def test_preference_and_kto_data_go_through_llama_factorys_converter(made, tmp_p
     assert kto and all(not e["broken"] and len(e["_response"]) == 2 for e in kto)
 
 
-def test_every_sharegpt_record_keeps_its_query_at_llama_factorys_default_cutoff(made, tmp_path):
+@pytest.mark.parametrize("pack", ["mini", "crm"])
+def test_every_sharegpt_record_keeps_its_query_at_llama_factorys_default_cutoff(pack, made, crm, tmp_path):
     tokenize = tokenizer()
     if tokenize is None:
         pytest.skip("the embedded model is not installed (scripts/install-model): no real tokenizer to count with")
     template, where = chat_template()
-    converted = sharegpt(made, tmp_path)
+    converted = sharegpt(made if pack == "mini" else crm, tmp_path)
+    assert converted
     over = 0
     for example in converted:
         pairs = pair_lengths(template, tokenize, example)
@@ -108,7 +127,8 @@ def test_every_sharegpt_record_keeps_its_query_at_llama_factorys_default_cutoff(
                                                          for f in parse_tools(example["_tools"])])
         assert query in first
         over += sum(s + t for s, t in pairs) > CUTOFF
-    assert over == 0, f"{over} of {len(converted)} records are longer than {CUTOFF} tokens"
+    if pack == "mini":  # two small tools: everything fits (the CRM pack's 16 tool schemas alone take ~1,300)
+        assert over == 0, f"{over} of {len(converted)} records are longer than {CUTOFF} tokens"
 
 
 def test_the_installed_datasets_is_new_enough_for_the_object_layouts():
@@ -117,20 +137,14 @@ def test_the_installed_datasets_is_new_enough_for_the_object_layouts():
         f"{MIN_DATASETS_OBJECTS} (its Json type); {datasets.__version__} is installed")
 
 
-def _decode(row: dict) -> dict:
-    """What docs/export.md tells users of --json-strings to do before a template that applies tojson."""
-    row = dict(row)
-    row["tools"] = json.loads(row["tools"])
-    messages = []
-    for message in row["messages"]:
-        message = {k: v for k, v in message.items() if v is not None}
-        if message.get("tool_calls"):
-            message["tool_calls"] = [{**c, "function": {**c["function"],
-                                                        "arguments": json.loads(c["function"]["arguments"])}}
-                                     for c in message["tool_calls"]]
-        messages.append(message)
-    row["messages"] = messages
-    return row
+def _documented_decoding(path: Path):
+    """The decoding docs/export.md gives users of --json-strings, run as written on `path`."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert '"crm.jsonl"' in code
+    scope: dict = {}
+    exec(code.replace('"crm.jsonl"', repr(str(path))), scope)  # noqa: S102  (our own documentation)
+    return scope["ds"]
 
 
 def test_json_strings_load_and_render_like_the_objects_once_decoded(made, tmp_path):
@@ -141,10 +155,11 @@ def test_json_strings_load_and_render_like_the_objects_once_decoded(made, tmp_pa
     objects = lines(tmp_path / "o.jsonl")
     strings = datasets.load_dataset("json", data_files=str(tmp_path / "s.jsonl"), split="train")
     assert isinstance(strings[0]["tools"], str)
-    for row, plain in zip(strings, objects, strict=True):
-        decoded = _decode(row)
-        assert render(template, decoded["messages"], decoded["tools"]) == render(
-            template, plain["messages"], plain["tools"])
+    assert isinstance(next(m for m in strings[0]["messages"] if m.get("tool_calls"))["tool_calls"][0]["function"][
+        "arguments"], str)
+    decoded = _documented_decoding(tmp_path / "s.jsonl")
+    for row, plain in zip(decoded, objects, strict=True):
+        assert render(template, row["messages"], row["tools"]) == render(template, plain["messages"], plain["tools"])
 
 
 def _datasets4_python() -> str | None:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -222,4 +221,3 @@ def test_the_embedded_chat_template_reads_the_gguf_when_it_is_installed():
     assert "<tool_call>" in text and "tool_response" in text
     if tokenizer() is not None:
         assert where.startswith("the GGUF")
-    assert sys.version_info >= (3, 11)

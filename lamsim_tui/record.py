@@ -518,6 +518,8 @@ class Trajectory:
     timing: Timing = field(metadata=_doc("`wall_s`, `model_s` (time in the agent), `engine_s` (time in lamsim)"))
     review: Review | None = field(default=None, metadata=_doc("the operator's decisions, see below; absent before"))
     replayed_by: str | None = field(default=None, metadata=_doc("after an edit: who replayed it"))
+    policy: str | None = field(default=None, metadata=_doc(
+        "the pack's (or session's) policy the agent was given with the tools; absent when there was none"))
     schema_version: int = field(default=SCHEMA_VERSION, metadata=_doc(
         f"`{SCHEMA_VERSION}`. A store refuses records from a newer lamsim and migrates older ones"))
     extras: dict = field(default_factory=dict, repr=False, metadata={"internal": True})
@@ -569,6 +571,8 @@ class Trajectory:
             out["review"] = self.review.to_dict()
         if self.replayed_by is not None:
             out["replayed_by"] = self.replayed_by
+        if self.policy is not None:
+            out["policy"] = self.policy
         out.update(self.extras)
         return out
 
@@ -604,6 +608,7 @@ class Trajectory:
                 timing=Timing.from_dict(data.get("timing") or {}),
                 review=Review.from_dict(review) if isinstance(review, dict) else None,
                 replayed_by=data.get("replayed_by"),
+                policy=data.get("policy"),
                 extras={k: v for k, v in data.items() if k not in _KNOWN},
             )
         except (KeyError, TypeError, AttributeError) as exc:

@@ -65,16 +65,22 @@ def produce(tmp: Path) -> dict[str, str]:
         by_id = {r.id: r.to_dict() for r in store.records()}
     out["records.jsonl"] = "".join(
         json.dumps(_normalise(by_id[i], ids), ensure_ascii=False, sort_keys=True) + "\n" for i in order)
-    for fmt in ("chat", "sharegpt", "xlam"):
-        for extra in ([], ["--clean"], ["--string-arguments"] if fmt == "chat" else None):
-            if extra is None:
-                continue
-            name = f"{fmt}{''.join(extra).replace('--', '.')}.jsonl"
+    variants = {"chat": ([], ["--keep-rejected"], ["--json-strings"], ["--kind", "pairs"]),
+                "sharegpt": ([], ["--keep-rejected"]), "xlam": ([], ["--keep-rejected"])}
+    for fmt, extras in variants.items():
+        for extra in extras:
+            name = f"{fmt}{''.join(e for e in extra if e.startswith('--')).replace('--', '.')}.jsonl"
+            if extra[-1:] == ["pairs"]:
+                name = f"{fmt}.pairs.jsonl"
             target = tmp / name
             rc = main(["export", "--store", str(store_dir), "--format", fmt, "--status", "all", "--out", str(target),
                        *extra])
             assert rc == 0
-            out[name] = _normalise_lines(target.read_text(encoding="utf-8"), ids)
+            written = Path(json.loads((tmp / f"{target.stem}.meta.json").read_text())["files"]["all"])
+            text = written.read_text(encoding="utf-8")
+            if written.suffix == ".json":  # xlam: one JSON array, compared one element per line
+                text = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in json.loads(text))
+            out[name] = _normalise_lines(text, ids)
     return out
 
 

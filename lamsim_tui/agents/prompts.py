@@ -208,3 +208,25 @@ def native_assistant_message(raw: str) -> tuple[dict, str]:
         message = {"role": "assistant", "content": data.get("content") or None, "tool_calls": [call]}
         return message, str(call.get("id", ""))
     return {"role": "assistant", "content": _cut(raw) or ""}, ""
+
+
+# ----- exports -------------------------------------------------------------------------------
+
+NEUTRAL_PROMPT = """\
+You solve a task by calling the tools you are given, one call at a time. The tool's result comes \
+back in the next message. Use only facts from the task and tool results; never invent ids or values. \
+When you know the answer, reply without a tool call and end your reply with the answer on a line of \
+its own: a plain value in the form the task asks for (a number, a date YYYY-MM-DD, a name, a list), \
+not an object."""
+
+
+def neutral_instruction(policy: str | None = None) -> str:
+    """The default prompts' rules without an action format, for exported conversations.
+
+    No JSON-action block, no tool listing (trainers' chat templates render the `tools` column) and
+    no `finish` tool: the conversation's own encoding (native tool calls, then a plain final answer)
+    shows how to act. A pack's policy, when the agent was given one, follows the rules.
+    """
+    if policy and policy.strip():
+        return f"{NEUTRAL_PROMPT}\n\nPolicy:\n{policy.strip()}"
+    return NEUTRAL_PROMPT

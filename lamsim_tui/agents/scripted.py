@@ -205,7 +205,7 @@ class ScriptedAgent(Agent):
         elif kind == "bad_enum":
             # A wrongly cased or invented value for an enum argument (given or optional).
             for name, prop in props.items():
-                values = prop.get("enum") or []
+                values = [v for v in prop.get("enum") or [] if v is not None]
                 if values and isinstance(values[0], str):
                     value = args.get(name, rng.choice(values))
                     wrong = value.upper() if value.upper() != value else value.lower() + "_"

@@ -179,6 +179,8 @@ def type_schema(tp: Any, where: str) -> dict:
             schema = {"anyOf": [type_schema(o, where) for o in options]}
         if nullable and "type" in schema:
             schema["type"] = [schema["type"], "null"] if isinstance(schema["type"], str) else schema["type"]
+        if nullable and "enum" in schema and None not in schema["enum"]:
+            schema["enum"] = [*schema["enum"], None]  # `null` is allowed, so the enum must list it too
         return schema
     if typing.is_typeddict(tp):
         hints = typing.get_type_hints(tp)

@@ -128,7 +128,7 @@ class ModelAgentFactory(AgentFactory):
         self.server = embedded.EmbeddedServer(
             model_path=path, n_ctx=settings.embedded_context,
             threads=settings.embedded_threads or embedded.default_threads(),
-            chat_format=known.chat_format if known else None,
+            chat_format=known.chat_format if known else None, speculative=settings.embedded_speculative,
         )
         await self.server.start()
         self.embedded_info = {
@@ -138,6 +138,8 @@ class ModelAgentFactory(AgentFactory):
             "context": settings.embedded_context,
             "threads": self.server.threads,
         }
+        if settings.embedded_speculative:
+            self.embedded_info["speculative"] = "prompt-lookup"
         from lamsim_tui.session.config import ModelSettings
 
         model = ModelSettings(model=EMBEDDED_MODEL, api_base=self.server.api_base,

@@ -546,10 +546,15 @@ class Demonstrations:
                    prompt=data.get("prompt"), messages=tuple(data.get("messages") or ()))
 
     def summary(self) -> str:
-        """One line for people: `2 demonstrations: case_status (a1b2c3d4e5), contact_email (gold replay)`."""
-        shown = ", ".join(f"{i.template} ({'gold replay' if i.origin == 'gold' else i.id[:10]})" for i in self.items)
-        noun = "demonstration" if len(self.items) == 1 else "demonstrations"
-        return f"{len(self.items)} {noun}: {shown}" if self.items else "no demonstrations"
+        return demonstrations_line(self.items)
+
+
+def demonstrations_line(items: tuple[DemonstrationRef, ...] | list[DemonstrationRef]) -> str:
+    """One line for people: `2 demonstrations: case_status (a1b2c3d4e5), contact_email (gold replay)`
+    (the Task pane: from `Trajectory.demonstrations.items`, or live from `EpisodeStarted.demonstrations`)."""
+    shown = ", ".join(f"{i.template} ({'gold replay' if i.origin == 'gold' else i.id[:10]})" for i in items)
+    noun = "demonstration" if len(items) == 1 else "demonstrations"
+    return f"{len(items)} {noun}: {shown}" if items else "no demonstrations"
 
 
 # ----- the trajectory -----------------------------------------------------------------------------

@@ -161,7 +161,7 @@ class DemonstrationSettings:
                       "similar query), as turns after the system prompt"))
     seed: int | None = field(default=None, metadata=_doc("seed of the choice (default: the session's seed)"))
     token_budget: int = field(
-        default=1200, metadata=_doc("at most this many tokens of demonstrations (estimated: characters / 3)",
+        default=1200, metadata=_doc("at most this many tokens of demonstrations (estimated: characters / 2.5)",
                                     min=50))
     observation_chars: int = field(
         default=400, metadata=_doc("a tool result longer than this is cut in a demonstration", min=40))

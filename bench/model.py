@@ -18,7 +18,7 @@ engine, agent, litellm and llama.cpp server, and prints:
   success rate (the judge's verdict).
 
 `--compare-speculative` runs the same tasks twice side by side — without and with prompt-lookup
-speculative decoding (`agent.embedded_speculative`), one server each, alternating which goes first
+speculative decoding, one server each, alternating which goes first
 per task — and prints both sets of figures, the ratio of seconds per episode, and whether the two
 produced the same output at every step (temperature 0).
 """
@@ -47,7 +47,7 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def bench_session(args, speculative: bool | None = None):
+def bench_session(args):
     from lamsim_tui.session.config import load_session
 
     session = load_session(args.session)
@@ -58,8 +58,7 @@ def bench_session(args, speculative: bool | None = None):
         agent = dataclasses.replace(agent, constrained=False)
     if args.context:
         agent = dataclasses.replace(agent, embedded_context=args.context)
-    speculative = args.speculative if speculative is None else speculative
-    agent = dataclasses.replace(agent, embedded_speculative=speculative, embedded_temperature=0.0)
+    agent = dataclasses.replace(agent, embedded_temperature=0.0)
     budget = dataclasses.replace(session.budget, steps=args.steps, seconds=args.episode_seconds)
     return dataclasses.replace(session, agent=agent, concurrency=1, budget=budget)
 
@@ -72,7 +71,7 @@ async def bench(args) -> dict:
 
     session = bench_session(args)
     pack = load_pack(session.pack_dir())
-    factory = ModelAgentFactory(session, pack, embedded=True)
+    factory = ModelAgentFactory(session, pack, embedded=True, speculative=args.speculative)
     records: list = []  # Trajectory
 
     def on_event(event) -> None:
@@ -158,12 +157,13 @@ async def compare_speculative(args) -> dict:
     from lamsim_tui.simulator.tasks import TaskGenerator, template_weights
     from lamsim_tui.testing.episodes import run_tasks
 
-    sessions = {"baseline": bench_session(args, False), "speculative": bench_session(args, True)}
+    sessions = {"baseline": bench_session(args), "speculative": bench_session(args)}
     pack = load_pack(sessions["baseline"].pack_dir())
     seed = sessions["baseline"].seed if args.seed is None else args.seed
     tasks = TaskGenerator(pack, template_weights(pack, sessions["baseline"].templates),
                           ToolRunner(pack)).generate(args.n, seed).tasks
-    factories = {name: ModelAgentFactory(s, pack, embedded=True) for name, s in sessions.items()}
+    factories = {name: ModelAgentFactory(s, pack, embedded=True, speculative=name == "speculative")
+                 for name, s in sessions.items()}
     startup = {}
     records: dict[str, list] = {name: [] for name in sessions}
     try:

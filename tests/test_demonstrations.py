@@ -18,7 +18,7 @@ from storekit import copy_store, engine_store
 
 from lamsim_tui.agents.model import ModelAgentFactory
 from lamsim_tui.agents.scripted import ScriptedAgentFactory
-from lamsim_tui.curation.export import to_chat, to_sharegpt, to_xlam
+from lamsim_tui.curation.export import convert
 from lamsim_tui.curation.review import accept
 from lamsim_tui.curation.stats import compute, format_table
 from lamsim_tui.errors import ConfigError
@@ -269,10 +269,12 @@ def test_exports_leave_demonstrations_out(accepted_store, tmp_path, server):
     records, _ = run_engine(session, ModelAgentFactory(session, load_pack(session.pack_dir())), tasks=2)
     for record in records:
         bare = record.replace(demonstrations=None)
-        for convert in (to_chat, to_sharegpt, to_xlam):
-            assert convert(record) == convert(bare)
-        text = json.dumps(to_chat(record)[0])
-        assert "Example 1" not in text and "Examples:" not in text
+        for fmt in ("chat", "sharegpt", "xlam"):
+            for system in ("neutral", "original"):
+                assert convert(record, fmt, system=system) == convert(bare, fmt, system=system)
+        row = convert(record, "chat", system="original")[0]
+        assert row["messages"][0]["content"] == record.system_prompt
+        assert "Examples:" not in json.dumps(row) and "Example task" not in json.dumps(row)
 
 
 def test_agents_that_do_not_show_them_record_none(accepted_store, tmp_path):

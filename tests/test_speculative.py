@@ -1,12 +1,14 @@
-"""Prompt-lookup speculative decoding for the embedded server: off by default (measured slower and
-with other actions, docs/models.md), and when turned on, started the only way llama-cpp-python 0.3.36
-runs it (every position's logits kept)."""
+"""Prompt-lookup speculative decoding for the embedded server: off (measured slower and with other
+actions, docs/models.md; `bench/model.py --speculative` turns it on), and when on, started the only way
+llama-cpp-python 0.3.36 runs it (every position's logits kept)."""
 
 from pathlib import Path
 
 from packkit import ROOT
 
 from lamsim_tui.agents.embedded.server import EmbeddedServer
+from lamsim_tui.agents.model import ModelAgentFactory
+from lamsim_tui.packs import load_pack
 from lamsim_tui.session.config import load_session
 
 
@@ -17,7 +19,7 @@ def _args(server: EmbeddedServer) -> dict[str, str]:
 
 def test_off_by_default_and_started_with_all_logits_when_on():
     session = load_session(ROOT / "sessions" / "pilot.yaml")
-    assert session.agent.embedded_speculative is False
+    assert ModelAgentFactory(session, load_pack(session.pack_dir()), embedded=True).speculative is False
     plain = _args(EmbeddedServer(model_path=Path("m.gguf")))
     assert plain["--logits_all"] == "False" and "--draft_model" not in plain
     drafted = _args(EmbeddedServer(model_path=Path("m.gguf"), speculative=True, draft_tokens=6))

@@ -50,8 +50,9 @@ def _endpoint(m: ModelSettings, api_base: str | None = None) -> Endpoint:
 class ModelAgentFactory(AgentFactory):
     """Creates one `ModelAgent` per episode; owns the embedded server when there is one."""
 
-    def __init__(self, session: Session, pack: Pack, *, embedded: bool = False):
+    def __init__(self, session: Session, pack: Pack, *, embedded: bool = False, speculative: bool = False):
         self.session = session
+        self.speculative = speculative  # the embedded server's prompt-lookup decoding (bench/model.py; off)
         self.pack = pack
         self.embedded = embedded
         settings = session.agent
@@ -128,7 +129,7 @@ class ModelAgentFactory(AgentFactory):
         self.server = embedded.EmbeddedServer(
             model_path=path, n_ctx=settings.embedded_context,
             threads=settings.embedded_threads or embedded.default_threads(),
-            chat_format=known.chat_format if known else None, speculative=settings.embedded_speculative,
+            chat_format=known.chat_format if known else None, speculative=self.speculative,
         )
         await self.server.start()
         self.embedded_info = {
@@ -138,7 +139,7 @@ class ModelAgentFactory(AgentFactory):
             "context": settings.embedded_context,
             "threads": self.server.threads,
         }
-        if settings.embedded_speculative:
+        if self.speculative:
             self.embedded_info["speculative"] = "prompt-lookup"
         from lamsim_tui.session.config import ModelSettings
 

@@ -87,10 +87,6 @@ class AgentSettings:
                                    min=0.0, max=5.0)
     )
     embedded_max_tokens: int = field(default=256, metadata=_doc("embedded model: tokens per step", min=16))
-    embedded_speculative: bool = field(
-        default=False,
-        metadata=_doc("embedded model: prompt-lookup speculative decoding (it needs every position's logits; "
-                      "slower on a CPU, measured in docs/models.md)"))
     embedded_timeout: float = field(
         default=600.0, metadata=_doc("embedded model: seconds per request (the first prompt is slow on CPU)",
                                      min=1.0)

@@ -307,12 +307,12 @@ def _read_source(session: Session, settings: DemonstrationSettings, pack: Pack,
 
     where = f"{session.source or 'the session'}: setting demonstrations.source"
     if not path.is_dir():
-        raise ConfigError(f"demonstrations.source: there is no store at {path}", where=where,
+        raise ConfigError(f"there is no store at {path}", where=where,
                           hint="name a store directory (one that `lamsim run` wrote), or leave it out to use the "
                                "session's own store")
     try:
         with open_store(path, readonly=True) as source:
             return path, store_candidates(source, settings, pack)
     except StoreError as exc:
-        raise ConfigError(f"demonstrations.source: {exc.message}", where=where,
+        raise ConfigError(exc.message, where=where,
                           hint=exc.hint or "name a store directory that `lamsim run` wrote") from None

@@ -1,7 +1,8 @@
 """Benchmark the embedded model on the default session (CRM pack): speed, cache, validity, success.
 
     .venv/bin/python bench/model.py [-n 6] [--model qwen2.5-coder-1.5b] [--session sessions/pilot.yaml]
-                                    [--steps 8] [--seed S] [--json OUT.json]
+                                    [--steps 8] [--seed S] [--json OUT.json] [--speculative]
+    .venv/bin/python bench/model.py --compare-speculative -n 3 [--context 4096]
 
 Runs N episodes one at a time (the embedded server computes one reply at a time) through the real
 engine, agent, litellm and llama.cpp server, and prints:
@@ -15,6 +16,11 @@ engine, agent, litellm and llama.cpp server, and prints:
   time per request (prompt, generation and sampling, where constrained decoding's grammar runs);
 - valid-action rate (steps whose action parsed and passed the format/tool/argument checks) and
   success rate (the judge's verdict).
+
+`--compare-speculative` runs the same tasks twice side by side — without and with prompt-lookup
+speculative decoding, one server each, alternating which goes first
+per task — and prints both sets of figures, the ratio of seconds per episode, and whether the two
+produced the same output at every step (temperature 0).
 """
 
 from __future__ import annotations
@@ -41,12 +47,8 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def bench(args) -> dict:
-    from lamsim_tui.agents.model import ModelAgentFactory
-    from lamsim_tui.events import EpisodeFinished
-    from lamsim_tui.packs import load_pack
+def bench_session(args):
     from lamsim_tui.session.config import load_session
-    from lamsim_tui.simulator.engine import Engine
 
     session = load_session(args.session)
     agent = dataclasses.replace(session.agent, kind="embedded", embedded_model=args.model or session.agent.embedded_model)
@@ -54,10 +56,22 @@ async def bench(args) -> dict:
         agent = dataclasses.replace(agent, format=args.format)
     if args.unconstrained:
         agent = dataclasses.replace(agent, constrained=False)
+    if args.context:
+        agent = dataclasses.replace(agent, embedded_context=args.context)
+    agent = dataclasses.replace(agent, embedded_temperature=0.0)
     budget = dataclasses.replace(session.budget, steps=args.steps, seconds=args.episode_seconds)
-    session = dataclasses.replace(session, agent=agent, concurrency=1, budget=budget)
+    return dataclasses.replace(session, agent=agent, concurrency=1, budget=budget)
+
+
+async def bench(args) -> dict:
+    from lamsim_tui.agents.model import ModelAgentFactory
+    from lamsim_tui.events import EpisodeFinished
+    from lamsim_tui.packs import load_pack
+    from lamsim_tui.simulator.engine import Engine
+
+    session = bench_session(args)
     pack = load_pack(session.pack_dir())
-    factory = ModelAgentFactory(session, pack, embedded=True)
+    factory = ModelAgentFactory(session, pack, embedded=True, speculative=args.speculative)
     records: list = []  # Trajectory
 
     def on_event(event) -> None:
@@ -135,6 +149,75 @@ def report(result: dict) -> dict:
     return figures
 
 
+async def compare_speculative(args) -> dict:
+    """The same tasks without and with speculative decoding, one server each, alternating per task."""
+    from lamsim_tui.agents.model import ModelAgentFactory
+    from lamsim_tui.packs import load_pack
+    from lamsim_tui.simulator.runner import ToolRunner
+    from lamsim_tui.simulator.tasks import TaskGenerator, template_weights
+    from lamsim_tui.testing.episodes import run_tasks
+
+    sessions = {"baseline": bench_session(args), "speculative": bench_session(args)}
+    pack = load_pack(sessions["baseline"].pack_dir())
+    seed = sessions["baseline"].seed if args.seed is None else args.seed
+    tasks = TaskGenerator(pack, template_weights(pack, sessions["baseline"].templates),
+                          ToolRunner(pack)).generate(args.n, seed).tasks
+    factories = {name: ModelAgentFactory(s, pack, embedded=True, speculative=name == "speculative")
+                 for name, s in sessions.items()}
+    startup = {}
+    records: dict[str, list] = {name: [] for name in sessions}
+    try:
+        for name, factory in factories.items():
+            t0 = time.perf_counter()
+            await factory.start()
+            startup[name] = time.perf_counter() - t0
+        for i, task in enumerate(tasks):
+            order = list(sessions) if i % 2 == 0 else list(reversed(sessions))
+            for name in order:
+                (record,) = await run_tasks(sessions[name], pack, factories[name], [task], seed=seed)
+                records[name].append(record)
+                print(f"  task {i + 1}/{len(tasks)} {name:11}: {record.end_reason:16} success="
+                      f"{record.verdict.success!s:5} steps={len(record.steps)} {record.timing.wall_s:.1f} s",
+                      file=sys.stderr, flush=True)
+            if args.json:  # what is done so far survives an interrupted run
+                _write(args.json, _compared(records, startup, factories))
+    finally:
+        for factory in factories.values():
+            await factory.aclose()
+    return _compared(records, startup, factories)
+
+
+def _write(path: str, compared: dict) -> None:
+    Path(path).write_text(json.dumps(compared, indent=1, default=str))
+
+
+def _compared(records: dict, startup: dict, factories: dict) -> dict:
+    from lamsim_tui.simulator.tally import RunSummary
+
+    figures = {}
+    for name, done in records.items():
+        summary = RunSummary()
+        for record in done:
+            summary.add(record.listing())
+        figures[name] = report({"startup_s": startup.get(name, 0.0), "summary": summary.to_dict(), "records": done,
+                                "model": factories[name].embedded_info})
+    same = []
+    for a, b in zip(records["baseline"], records["speculative"], strict=False):
+        raws_a, raws_b = [s.raw for s in a.steps], [s.raw for s in b.steps]
+        first = next((k for k, (x, y) in enumerate(zip(raws_a, raws_b, strict=False)) if x != y), None)
+        if first is None and len(raws_a) != len(raws_b):
+            first = min(len(raws_a), len(raws_b))
+        same.append({"task": a.task.id, "template": a.template, "same_outputs": first is None,
+                     "first_different_step": first, "steps": [len(raws_a), len(raws_b)],
+                     "same_actions": a.action_signature() == b.action_signature()})
+    base = figures["baseline"]["s_per_episode_mean"] if records["baseline"] else None
+    spec = figures["speculative"]["s_per_episode_mean"] if records["speculative"] else None
+    return {"figures": figures, "episodes": same,
+            "speculative_over_baseline_s_per_episode": round(spec / base, 3) if base and spec else None,
+            "identical_episodes": sum(e["same_outputs"] for e in same), "tasks": len(same),
+            "records": {name: [r.to_dict() for r in rs] for name, rs in records.items()}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=6, help="episodes (tasks)")
@@ -145,8 +228,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--format", choices=("json", "native"))
     parser.add_argument("--unconstrained", action="store_true", help="turn constrained decoding off")
+    parser.add_argument("--context", type=int, help="context window in tokens (default: the session's)")
+    parser.add_argument("--speculative", action="store_true", help="prompt-lookup speculative decoding on")
+    parser.add_argument("--compare-speculative", action="store_true",
+                        help="the same tasks without and with speculative decoding, side by side")
     parser.add_argument("--json", help="also write the figures (and trajectories) to this file")
     args = parser.parse_args()
+    if args.compare_speculative:
+        compared = asyncio.run(compare_speculative(args))
+        if args.json:
+            _write(args.json, compared)
+        compared.pop("records")
+        print(json.dumps(compared, indent=2))
+        return 0
     result = asyncio.run(bench(args))
     figures = report(result)
     print(json.dumps(figures, indent=2))

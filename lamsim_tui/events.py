@@ -27,6 +27,7 @@ class EpisodeStarted(Event):
     attempt: int
     gold_calls: tuple = ()
     gold_answer: Any = None
+    demonstrations: tuple = ()  # ({id, template, task_id, origin}, ...): the solved tasks it is shown
 
 
 @dataclass(frozen=True)

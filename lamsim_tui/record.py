@@ -488,6 +488,75 @@ class Review:
         return self.history[-1] if self.history else None
 
 
+# ----- demonstrations -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DemonstrationRef:
+    """One demonstration an episode was shown."""
+
+    id: str = field(metadata=_doc("the trajectory's id in the source store, or `gold:<task id>` for a gold replay"))
+    template: str = field(metadata=_doc("its template"))
+    task_id: str = field(metadata=_doc("its task (never the episode's own)"))
+    origin: str = field(metadata=_doc(
+        "`store` (a trajectory that was accepted, or pending and successful) or `gold` (a clean replay of "
+        "another task's gold program: the cold start)"))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "template": self.template, "task_id": self.task_id, "origin": self.origin}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DemonstrationRef:
+        return cls(str(data.get("id", "")), str(data.get("template", "?")), str(data.get("task_id", "")),
+                   str(data.get("origin", "store")))
+
+
+@dataclass(frozen=True)
+class Demonstrations:
+    """What an episode was shown as examples, so that its prompt can be rebuilt exactly."""
+
+    source: str = field(metadata=_doc(
+        "the store directory they came from, or `gold` (replays of gold programs, when no trajectory counted yet)"))
+    placement: str = field(metadata=_doc(
+        "`system` (after the system prompt, inside the system message) or `episode` (turns between the system "
+        "message and the task)"))
+    items: tuple[DemonstrationRef, ...] = field(metadata=_doc(
+        "`[{id, template, task_id, origin}]` in the order shown"))
+    prompt: str | None = field(default=None, metadata=_doc(
+        "placement `system`: the text the system message had after `system_prompt` and a blank line"))
+    messages: tuple[dict, ...] = field(default=(), metadata=_doc(
+        "placement `episode`: the chat messages between the system message and the task"))
+
+    @property
+    def ids(self) -> list[str]:
+        return [item.id for item in self.items]
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"source": self.source, "placement": self.placement,
+                               "items": [item.to_dict() for item in self.items]}
+        if self.prompt is not None:
+            out["prompt"] = self.prompt
+        if self.messages:
+            out["messages"] = list(self.messages)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Demonstrations:
+        return cls(source=str(data.get("source", "?")), placement=str(data.get("placement", "system")),
+                   items=tuple(DemonstrationRef.from_dict(i) for i in data.get("items") or () if isinstance(i, dict)),
+                   prompt=data.get("prompt"), messages=tuple(data.get("messages") or ()))
+
+    def summary(self) -> str:
+        return demonstrations_line(self.items)
+
+
+def demonstrations_line(items: tuple[DemonstrationRef, ...] | list[DemonstrationRef]) -> str:
+    """One line for people: `2 demonstrations: case_status (a1b2c3d4e5), contact_email (gold replay)`
+    (the Task pane: from `Trajectory.demonstrations.items`, or live from `EpisodeStarted.demonstrations`)."""
+    shown = ", ".join(f"{i.template} ({'gold replay' if i.origin == 'gold' else i.id[:10]})" for i in items)
+    noun = "demonstration" if len(items) == 1 else "demonstrations"
+    return f"{len(items)} {noun}: {shown}" if items else "no demonstrations"
+
+
 # ----- the trajectory -----------------------------------------------------------------------------
 
 
@@ -520,6 +589,9 @@ class Trajectory:
     replayed_by: str | None = field(default=None, metadata=_doc("after an edit: who replayed it"))
     policy: str | None = field(default=None, metadata=_doc(
         "the pack's (or session's) policy the agent was given with the tools; absent when there was none"))
+    demonstrations: Demonstrations | None = field(default=None, metadata=_doc(
+        "the solved tasks the agent was shown as examples, see below; absent when none (they are not steps, "
+        "and exports leave them out)"))
     schema_version: int = field(default=SCHEMA_VERSION, metadata=_doc(
         f"`{SCHEMA_VERSION}`. A store refuses records from a newer lamsim and migrates older ones"))
     extras: dict = field(default_factory=dict, repr=False, metadata={"internal": True})
@@ -573,6 +645,8 @@ class Trajectory:
             out["replayed_by"] = self.replayed_by
         if self.policy is not None:
             out["policy"] = self.policy
+        if self.demonstrations is not None:
+            out["demonstrations"] = self.demonstrations.to_dict()
         out.update(self.extras)
         return out
 
@@ -587,6 +661,7 @@ class Trajectory:
                               f"{SCHEMA_VERSION} (migrate it first)")
         try:
             review = data.get("review")
+            demonstrations = data.get("demonstrations")
             return cls(
                 schema_version=version,
                 id=data["id"],
@@ -609,6 +684,7 @@ class Trajectory:
                 review=Review.from_dict(review) if isinstance(review, dict) else None,
                 replayed_by=data.get("replayed_by"),
                 policy=data.get("policy"),
+                demonstrations=Demonstrations.from_dict(demonstrations) if isinstance(demonstrations, dict) else None,
                 extras={k: v for k, v in data.items() if k not in _KNOWN},
             )
         except (KeyError, TypeError, AttributeError) as exc:
@@ -660,6 +736,11 @@ def _usage(steps: list[dict]) -> tuple[int, dict]:
     return total, by_kind
 
 
+def _demonstration_count(value: Any) -> int:
+    items = value.get("items") if isinstance(value, dict) else None
+    return len(items) if isinstance(items, list) else 0
+
+
 def _valid_steps(steps: list[dict]) -> int:
     return sum(1 for s in steps if s.get("action") is not None
                and not any(f["code"].startswith(_INVALID_PREFIXES) for f in s.get("feedback") or ()))
@@ -700,6 +781,7 @@ class Listing:
     last_seq: int  # the highest decision number in its history (0: never reviewed)
     live_seqs: tuple[int, ...]  # decisions that stand (can be undone)
     signature: str  # action_signature of its steps
+    demonstrations: int = 0  # how many demonstrations its agent was shown
 
     @classmethod
     def of(cls, doc: dict, number: int = 0) -> Listing:
@@ -745,6 +827,7 @@ class Listing:
             last_seq=max((e.get("seq", 0) for e in history), default=0),
             live_seqs=tuple(e["seq"] for e in history if e.get("action") != "undo" and not e.get("undone_by")),
             signature=action_signature(steps),
+            demonstrations=_demonstration_count(doc.get("demonstrations")),
         )
 
     @property
@@ -786,7 +869,8 @@ def migrate(data: dict) -> dict:
 # ----- documentation ------------------------------------------------------------------------------
 
 _DOCUMENTED = (("The record", Trajectory), ("`task`", Task), ("A step (`steps[]`)", Step),
-               ("`verdict`", Verdict), ("`review`", Review), ("An audit entry (`review.history[]`)", ReviewEntry))
+               ("`verdict`", Verdict), ("`review`", Review), ("An audit entry (`review.history[]`)", ReviewEntry),
+               ("`demonstrations`", Demonstrations), ("A demonstration (`demonstrations.items[]`)", DemonstrationRef))
 _STORED_NAMES = {"from_status": "from", "to_status": "to"}
 
 

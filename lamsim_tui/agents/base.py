@@ -16,7 +16,8 @@ from lamsim_tui.simulator.actions import Parsed
 if TYPE_CHECKING:
     from lamsim_tui.events import Event
     from lamsim_tui.packs import ToolSpec
-    from lamsim_tui.record import Task
+    from lamsim_tui.record import Demonstrations, Task
+    from lamsim_tui.simulator.demos import Selection
 
 
 @dataclass
@@ -34,7 +35,11 @@ class StepView:
 
 @dataclass
 class EpisodeView:
-    """The episode as the agent sees it: the query, the tools, its own earlier steps. No ground truth."""
+    """The episode as the agent sees it: the query, the tools, its own earlier steps. No ground truth.
+
+    `demonstrations` are solved *other* tasks chosen for this episode (the session's
+    `demonstrations` setting), for agents that show them (`AgentFactory.uses_demonstrations`).
+    """
 
     episode_id: str
     query: str
@@ -42,6 +47,7 @@ class EpisodeView:
     steps: list[StepView]
     step_budget: int
     seed: int
+    demonstrations: Selection | None = None
 
 
 @dataclass
@@ -59,6 +65,8 @@ class Agent:
 
     #: The system prompt this agent works under (recorded with the trajectory); None if it has none.
     system_prompt: str | None = None
+    #: The demonstrations it put in its prompt, as recorded with the trajectory; None if none.
+    demonstrations: Demonstrations | None = None
 
     async def step(self, episode: EpisodeView, emit: Callable[[Event], None]) -> AgentTurn:
         """Propose the next action. Stream text with `emit(TextDelta(...))` while generating.
@@ -82,6 +90,9 @@ class AgentFactory:
     replays_gold: bool = False
     #: True when `paraphrase` is implemented (the session's `agent.paraphrase` uses it).
     can_paraphrase: bool = False
+    #: True for agents that show demonstrations (`EpisodeView.demonstrations`) to their model; the
+    #: engine chooses them only for such agents.
+    uses_demonstrations: bool = False
 
     def describe(self) -> dict:
         """Public settings recorded with every trajectory. Never includes secrets."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from lamsim_tui.agents.embedded.server import EmbeddedServer
     from lamsim_tui.events import Event
     from lamsim_tui.packs import Pack
-    from lamsim_tui.record import Task
+    from lamsim_tui.record import Demonstrations, Task
     from lamsim_tui.session.config import ModelSettings, Session
 
 EMBEDDED_MODEL = "openai/local-agent"
@@ -50,8 +50,9 @@ def _endpoint(m: ModelSettings, api_base: str | None = None) -> Endpoint:
 class ModelAgentFactory(AgentFactory):
     """Creates one `ModelAgent` per episode; owns the embedded server when there is one."""
 
-    def __init__(self, session: Session, pack: Pack, *, embedded: bool = False):
+    def __init__(self, session: Session, pack: Pack, *, embedded: bool = False, speculative: bool = False):
         self.session = session
+        self.speculative = speculative  # the embedded server's prompt-lookup decoding (bench/model.py; off)
         self.pack = pack
         self.embedded = embedded
         settings = session.agent
@@ -128,7 +129,7 @@ class ModelAgentFactory(AgentFactory):
         self.server = embedded.EmbeddedServer(
             model_path=path, n_ctx=settings.embedded_context,
             threads=settings.embedded_threads or embedded.default_threads(),
-            chat_format=known.chat_format if known else None,
+            chat_format=known.chat_format if known else None, speculative=self.speculative,
         )
         await self.server.start()
         self.embedded_info = {
@@ -138,6 +139,8 @@ class ModelAgentFactory(AgentFactory):
             "context": settings.embedded_context,
             "threads": self.server.threads,
         }
+        if self.speculative:
+            self.embedded_info["speculative"] = "prompt-lookup"
         from lamsim_tui.session.config import ModelSettings
 
         model = ModelSettings(model=EMBEDDED_MODEL, api_base=self.server.api_base,
@@ -149,6 +152,7 @@ class ModelAgentFactory(AgentFactory):
         self._endpoints = [_endpoint(model)]
 
     can_paraphrase = True
+    uses_demonstrations = True
 
     def for_episode(self, episode_id: str, seed: int, gold: Task | None = None) -> tuple[ModelAgent, dict]:
         if not self._endpoints:
@@ -250,9 +254,25 @@ class ModelAgent(Agent):
         self.closed = False
         self._assistant: list[dict] = []  # this agent's own replies, exactly as sent back later
 
+    def shown_demonstrations(self, episode: EpisodeView) -> Demonstrations | None:
+        """The episode's demonstrations rendered in this agent's format (once; recorded with the trajectory)."""
+        if self.demonstrations is None and episode.demonstrations is not None:
+            self.demonstrations = prompts.demonstrations_shown(episode.demonstrations, self.format)
+        return self.demonstrations
+
     def messages(self, episode: EpisodeView) -> list[dict]:
-        """System prompt, task, then each earlier reply and what it was shown — append-only."""
-        messages = [{"role": "system", "content": self.system_prompt},
+        """System prompt, task, then each earlier reply and what it was shown — append-only.
+
+        Demonstrations go at the end of the system message (placement `system`) or as turns
+        between it and the task (placement `episode`)."""
+        system = self.system_prompt
+        examples: list[dict] = []
+        shown = self.shown_demonstrations(episode)
+        if shown is not None and shown.prompt is not None:
+            system = f"{system}\n\n{shown.prompt}"
+        elif shown is not None:
+            examples = [dict(m) for m in shown.messages]
+        messages = [{"role": "system", "content": system}, *examples,
                     {"role": "user", "content": prompts.task_message(episode.query)}]
         for i, step in enumerate(episode.steps):
             if i < len(self._assistant):

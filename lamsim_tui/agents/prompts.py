@@ -12,10 +12,12 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from lamsim_tui.simulator.actions import FINISH
+from lamsim_tui.record import Demonstrations
+from lamsim_tui.simulator.actions import FINISH, render_json_action
 
 if TYPE_CHECKING:
     from lamsim_tui.packs import ToolSpec
+    from lamsim_tui.simulator.demos import Demonstration, DemoStep, Selection
 
 TOOLS_PLACEHOLDER = "{tools}"
 THOUGHT_MAX_CHARS = 200  # constrained decoding caps the thought so the action always fits
@@ -230,3 +232,65 @@ def neutral_instruction(policy: str | None = None) -> str:
     if policy and policy.strip():
         return f"{NEUTRAL_PROMPT}\n\nPolicy:\n{policy.strip()}"
     return NEUTRAL_PROMPT
+
+
+# ----- demonstrations ------------------------------------------------------------------------
+
+DEMONSTRATIONS_HEADER = (
+    "Examples: other tasks, already solved with these tools. They show how to act; the ids, values and "
+    "answers in them are not those of your task.")
+EXAMPLE_TASK_PREFIX = "Example task: "
+NATIVE_FINISH_RESULT = "Answer accepted."
+
+
+def _demo_action_text(step: DemoStep, fmt: str) -> str:
+    """A demonstration step's action as the agent itself writes it."""
+    if step.tool is None:
+        return step.raw
+    if fmt == "native":
+        return f"Call: {step.tool} {json.dumps(step.arguments, ensure_ascii=False, default=str)}"
+    return render_json_action(step.thought, step.tool, step.arguments)
+
+
+def demonstration_block(demonstrations: Iterable[Demonstration], fmt: str) -> str:
+    """The demonstrations as one text, for the end of the system message (placement `system`)."""
+    parts = [DEMONSTRATIONS_HEADER]
+    for n, demo in enumerate(demonstrations, 1):
+        lines = [f"Example {n}", f"Task: {demo.query}"]
+        for step in demo.steps:
+            lines.append(_demo_action_text(step, fmt))
+            if step.observation:
+                lines.append(f"Result: {step.observation}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def demonstration_messages(demonstrations: Iterable[Demonstration], fmt: str) -> list[dict]:
+    """The demonstrations as chat turns in the agent's own format (placement `episode`): JSON-action
+    replies and user turns with the results, or native `tool_calls` and `tool` results."""
+    messages: list[dict] = []
+    for n, demo in enumerate(demonstrations, 1):
+        messages.append({"role": "user", "content": EXAMPLE_TASK_PREFIX + demo.query})
+        for j, step in enumerate(demo.steps):
+            if fmt == "native" and step.tool is not None:
+                call_id = f"example_{n}_{j}"
+                messages.append({"role": "assistant", "content": step.thought or None, "tool_calls": [{
+                    "id": call_id, "type": "function",
+                    "function": {"name": step.tool,
+                                 "arguments": json.dumps(step.arguments, ensure_ascii=False, default=str)}}]})
+                messages.append({"role": "tool", "tool_call_id": call_id,
+                                 "content": step.observation or NATIVE_FINISH_RESULT})
+                continue
+            messages.append({"role": "assistant", "content": _demo_action_text(step, fmt)})
+            if step.observation:
+                messages.append({"role": "user", "content": step.observation})
+    return messages
+
+
+def demonstrations_shown(selection: Selection, fmt: str) -> Demonstrations:
+    """What the agent is shown for `selection`, as the record keeps it."""
+    if selection.placement == "episode":
+        return Demonstrations(source=selection.source, placement="episode", items=selection.refs,
+                              messages=tuple(demonstration_messages(selection.demonstrations, fmt)))
+    return Demonstrations(source=selection.source, placement="system", items=selection.refs,
+                          prompt=demonstration_block(selection.demonstrations, fmt))

@@ -1,4 +1,5 @@
-"""Statistics of a store, per template and overall (`lamsim stats`)."""
+"""Statistics of a store, per template and overall (`lamsim stats`), and split by whether the
+agent was shown demonstrations (the session's `demonstrations` setting)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from lamsim_tui.store import Store
 def compute(store: Store) -> dict:
     overall = Tally()
     per: dict[str, Tally] = {}
+    shown = {"with": Tally(), "without": Tally()}
     for item in store.listings():
         overall.add(item)
         per.setdefault(item.template, Tally()).add(item)
+        shown["with" if item.demonstrations else "without"].add(item)
     return {
         "store": str(store.path),
         "overall": overall.store_figures(),
         "templates": {name: per[name].store_figures() for name in sorted(per)},
+        "demonstrations": {key: tally.store_figures() for key, tally in shown.items()},
     }
 
 
@@ -45,7 +49,11 @@ def format_table(stats: dict) -> str:
         "s/acc",
     ]
     rows = []
-    for name, s in [*stats["templates"].items(), ("(all)", stats["overall"])]:
+    split = stats.get("demonstrations") or {}
+    extra = []
+    if split and split["with"]["episodes"]:
+        extra = [("(with demonstrations)", split["with"]), ("(without demonstrations)", split["without"])]
+    for name, s in [*stats["templates"].items(), ("(all)", stats["overall"]), *extra]:
         st = s["statuses"]
         rows.append(
             [

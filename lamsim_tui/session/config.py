@@ -141,6 +141,35 @@ class FilterSettings:
 
 
 @dataclass(frozen=True)
+class DemonstrationSettings:
+    """Solved tasks shown to a model agent as examples (docs/models.md, 'Demonstrations')."""
+
+    count: int = field(default=0, metadata=_doc("demonstrations per episode (0: off)", min=0, max=20))
+    source: str | None = field(
+        default=None, metadata=_doc("store directory they come from (default: the session's own store)"))
+    include_pending: bool = field(
+        default=False,
+        metadata=_doc("also pending trajectories that succeeded (accepted ones, edited or not, always count)"))
+    placement: Literal["system", "episode"] = field(
+        default="system",
+        metadata=_doc("`system`: one set for the whole session inside the system prompt (the server's prefix "
+                      "cache serves it); `episode`: chosen per episode (same template first, then the most "
+                      "similar query), as turns after the system prompt"))
+    seed: int | None = field(default=None, metadata=_doc("seed of the choice (default: the session's seed)"))
+    token_budget: int = field(
+        default=1200, metadata=_doc("at most this many tokens of demonstrations (estimated: characters / 2.5)",
+                                    min=50))
+    observation_chars: int = field(
+        default=400, metadata=_doc("a tool result longer than this is cut in a demonstration", min=40))
+    keep_rejected: bool = field(
+        default=False, metadata=_doc("keep the steps feedback rejected, and the feedback (recoveries)"))
+    cold_start: Literal["gold", "none"] = field(
+        default="gold",
+        metadata=_doc("when no trajectory counts yet: `gold` shows clean replays of other tasks' gold programs "
+                      "(labelled `gold` in the record); `none` shows nothing"))
+
+
+@dataclass(frozen=True)
 class Session:
     pack: str = field(metadata=_doc("tool pack: a folder name under `tools/`, or a path", nonempty=True))
     name: str | None = field(default=None, metadata=_doc("defaults to the file name"))
@@ -157,6 +186,7 @@ class Session:
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
     store: str | None = field(default=None, metadata=_doc("store directory (default `stores/<name>`)"))
+    demonstrations: DemonstrationSettings = field(default_factory=DemonstrationSettings)
 
     # Where the session came from: set by load_session, never read from YAML (`internal`).
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
@@ -195,6 +225,8 @@ class Session:
         data.pop("root", None)
         data["name"] = self.session_name
         data["path"] = str(self.source) if self.source else None
+        if not self.demonstrations.count:  # off: records stay as they were before the setting existed
+            data.pop("demonstrations", None)
         return data
 
 

@@ -19,8 +19,9 @@ from typing import Any
 from lamsim_tui.agents.base import AgentFactory
 from lamsim_tui.events import EpisodeFinished, EpisodeStarted, Event, Progress, SessionFinished, SessionPaused
 from lamsim_tui.packs import Pack
-from lamsim_tui.record import EpisodeInfo, PackInfo, SessionInfo, Task, Trajectory, utc_now
+from lamsim_tui.record import Demonstrations, EpisodeInfo, PackInfo, SessionInfo, Task, Trajectory, utc_now
 from lamsim_tui.session.config import Session
+from lamsim_tui.simulator.demos import DemonstrationSelector, Selection
 from lamsim_tui.simulator.episode import EpisodeResult, EpisodeSettings, run_episode
 from lamsim_tui.simulator.filters import failed_filters
 from lamsim_tui.simulator.runner import ToolRunner
@@ -36,7 +37,7 @@ def episode_seed(session_seed: int, task_id: str, attempt: int) -> int:
 
 def make_trajectory(*, episode: EpisodeResult, task: Task, pack: Pack, session: Session | None, agent_info: dict,
                     episode_id: str, seed: int, attempt: int, created_at: str,
-                    system_prompt: str | None = None) -> Trajectory:
+                    system_prompt: str | None = None, demonstrations: Demonstrations | None = None) -> Trajectory:
     """The record of a finished episode (status and filters are set by `Engine._finish`)."""
     settings = session.public_settings() if session else {}
     return Trajectory(
@@ -58,6 +59,7 @@ def make_trajectory(*, episode: EpisodeResult, task: Task, pack: Pack, session: 
         final_state=episode.final_state,
         verdict=episode.verdict,
         timing=episode.timing,
+        demonstrations=demonstrations,
     )
 
 
@@ -85,6 +87,7 @@ class Engine:
         self._tasks: list[asyncio.Task] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamsim-store")
         self._consecutive_model_failures = 0
+        self._demonstrations: DemonstrationSelector | None = None
 
     # ----- control ---------------------------------------------------------------------------
     def pause(self) -> None:
@@ -154,18 +157,22 @@ class Engine:
                 created = utc_now()
                 if self.session.agent.paraphrase and attempt == 0:
                     task = await self._paraphrased(task)
+                demonstrations = self._demonstrations_for(task)
                 self.on_event(EpisodeStarted(episode_id, task.id, task.template, task.query, attempt,
-                                             tuple(c.to_dict() for c in task.gold_calls), task.gold_answer))
+                                             tuple(c.to_dict() for c in task.gold_calls), task.gold_answer,
+                                             demonstrations=tuple(r.to_dict() for r in demonstrations.refs)
+                                             if demonstrations else ()))
                 try:
                     episode = await run_episode(pack=self.pack, runner=self.runner, task=task, agent=agent,
                                                 settings=self.settings, episode_id=episode_id, seed=seed,
-                                                emit=self.on_event, gate=self._gate)
+                                                emit=self.on_event, gate=self._gate, demonstrations=demonstrations)
                 finally:
                     await agent.aclose()
                 record = self._finish(make_trajectory(
                     episode=episode, task=task, pack=self.pack, session=self.session,
                     agent_info={**self.factory.describe(), **public}, episode_id=episode_id, seed=seed,
-                    attempt=attempt, created_at=created, system_prompt=agent.system_prompt), kept)
+                    attempt=attempt, created_at=created, system_prompt=agent.system_prompt,
+                    demonstrations=agent.demonstrations), kept)
                 if self.store is not None:
                     pending_writes.append(loop.run_in_executor(self._writer, self.store.add, record))
                 self.on_event(EpisodeFinished(episode_id, record))
@@ -176,6 +183,7 @@ class Engine:
                 self._track_model_failures(record)
 
         try:
+            self._prepare_demonstrations()
             await self.factory.start()  # e.g. starts the embedded model server; may raise LamsimError
             self._tasks = [asyncio.create_task(one(task, attempt))
                            for task in generation.tasks for attempt in range(self.session.attempts)]
@@ -194,6 +202,16 @@ class Engine:
             self.summary.wall_s = time.perf_counter() - started
             self.on_event(SessionFinished(self.summary.to_dict()))
         return self.summary
+
+    # ----- demonstrations ---------------------------------------------------------------------
+    def _prepare_demonstrations(self) -> None:
+        """Read the candidates once, as the run starts (`simulator.demos`); only for agents that show them."""
+        if self.session.demonstrations.count and self.factory.uses_demonstrations and self._demonstrations is None:
+            self._demonstrations = DemonstrationSelector.for_session(self.session, self.pack, self.runner,
+                                                                     store=self.store, seed=self.seed)
+
+    def _demonstrations_for(self, task: Task) -> Selection | None:
+        return self._demonstrations.for_task(task) if self._demonstrations is not None else None
 
     async def _paraphrased(self, task: Task) -> Task:
         """Ask the agent's model for a paraphrase of the query (the method's diversity step).

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lamsim_tui.agents.base import Agent, AgentTurn, EpisodeView, ModelFailure, StepView
 from lamsim_tui.events import Event, FeedbackGiven, ObservationMade, StepProposed
@@ -29,9 +30,12 @@ from lamsim_tui.packs import Pack
 from lamsim_tui.packs.sandbox import Sandbox
 from lamsim_tui.record import Finding, Finish, ModelError, Step, Task, Timing, ToolCall, Verdict, json_value, new_step
 from lamsim_tui.session.config import BudgetSettings, FeedbackSettings
-from lamsim_tui.simulator.feedback import enabled, finding
+from lamsim_tui.simulator.feedback import CODES, enabled, finding
 from lamsim_tui.simulator.judge import check_answer_form, judge
 from lamsim_tui.simulator.runner import CallOutcome, ToolRunner, render_findings
+
+if TYPE_CHECKING:
+    from lamsim_tui.simulator.demos import Selection
 
 
 @dataclass
@@ -64,7 +68,8 @@ class _Episode:
     executed_calls: dict[str, int] = field(default_factory=dict)  # call signature -> step index
     final_answer: Any = None
     answered: bool = False
-    answers_given: int = 0
+    answers_given: int = 0  # final answers that count toward `feedback.answer_attempts` (malformed too)
+    answers_seen: dict[str, int] = field(default_factory=dict)  # answer signature -> step index
     end_reason: str | None = None
     model_s: float = 0.0
     engine_s: float = 0.0
@@ -89,12 +94,12 @@ class _Checked:
 
 async def run_episode(*, pack: Pack, runner: ToolRunner, task: Task, agent: Agent, settings: EpisodeSettings,
                       episode_id: str, seed: int, emit: Callable[[Event], None],
-                      gate: Callable[[], Any] | None = None) -> EpisodeResult:
-    """One agent attempt at one task."""
+                      gate: Callable[[], Any] | None = None, demonstrations: Selection | None = None) -> EpisodeResult:
+    """One agent attempt at one task (shown `demonstrations` of other tasks, where there are any)."""
     budget = settings.budget
     started = time.perf_counter()
     view = EpisodeView(episode_id=episode_id, query=task.query, tools=list(pack.tools.values()), steps=[],
-                       step_budget=budget.steps, seed=seed)
+                       step_budget=budget.steps, seed=seed, demonstrations=demonstrations)
     ep = _Episode(task=task, settings=settings, sandbox=pack.new_sandbox(), view=view, started=started,
                   deadline=started + budget.seconds)
     for index in range(budget.steps):
@@ -195,12 +200,21 @@ async def execute(ep: _Episode, runner: ToolRunner, call: ToolCall, index: int) 
 
 
 def check_finish(ep: _Episode, answer: Finish, index: int) -> _Checked:
-    """A final answer: well formed for the answer type; then right, or revealed wrong while attempts remain."""
+    """A final answer: well formed for the answer type; then right, or revealed wrong while attempts remain.
+
+    A malformed answer counts toward the attempts too, and one identical to an earlier answer is a
+    repeat (`loop.repeat`, as for calls); once the attempts are spent the episode ends on it."""
     problem = check_answer_form(ep.task.answer_type, answer.answer, answer.has_answer)
-    if problem is not None:
+    if problem is not None and problem.code == "answer.missing":
         return _Checked(findings=[problem])
     ep.answers_given += 1
+    problem = repeated_answer(ep, answer, index) or problem
     fb = ep.settings.feedback
+    if problem is not None:
+        if ep.answers_given >= fb.answer_attempts:  # the attempts are spent: the episode ends on this answer
+            ep.final_answer, ep.answered, ep.end_reason = json_value(answer.answer), True, "finished"
+            return _Checked(findings=[problem], finished=True)
+        return _Checked(findings=[problem])
     answer_ok, state_ok, _ = judge(ep.task, answer.answer, True, json_value(ep.sandbox.changes()))
     correct = answer_ok and state_ok is not False
     retry = (fb.reveal_wrong_answer and not correct and ep.answers_given < fb.answer_attempts
@@ -209,6 +223,17 @@ def check_finish(ep: _Episode, answer: Finish, index: int) -> _Checked:
         return _Checked(findings=[finding("answer.wrong")])
     ep.final_answer, ep.answered, ep.end_reason = json_value(answer.answer), True, "finished"
     return _Checked(finished=True)
+
+
+def repeated_answer(ep: _Episode, answer: Finish, index: int) -> Finding | None:
+    """`loop.repeat` for an answer identical to an earlier one (which, as the episode went on, was refused)."""
+    signature = json.dumps(answer.answer, sort_keys=True, ensure_ascii=False, default=str)
+    earlier = ep.answers_seen.setdefault(signature, index)
+    if earlier == index or ep.disabled("loop.repeat"):
+        return None
+    return Finding("loop.repeat", CODES["loop.repeat"].severity,
+                   f"You already gave this answer at step {earlier + 1} and it was not accepted. "
+                   "Give a different answer, or look further first.")
 
 
 def budget_findings(ep: _Episode, index: int) -> list[Finding]:

@@ -33,6 +33,7 @@ class Tally:
     accepted_wall_s: float = 0.0
     engine_s: float = 0.0
     model_s: float = 0.0
+    with_demonstrations: int = 0  # episodes whose agent was shown demonstrations
 
     def add(self, item: Listing) -> None:
         self.episodes += 1
@@ -51,6 +52,7 @@ class Tally:
             self.accepted_wall_s += item.wall_s
         self.engine_s += item.engine_s
         self.model_s += item.model_s
+        self.with_demonstrations += item.demonstrations > 0
 
     def store_figures(self) -> dict:
         """The figures `lamsim stats` shows for a store (or one template of it)."""
@@ -70,6 +72,7 @@ class Tally:
             "mean_steps": round(self.steps / n, 3) if n else None,
             "tokens_per_accepted": round(self.accepted_tokens / accepted, 1) if accepted else None,
             "wall_s_per_accepted": round(self.accepted_wall_s / accepted, 3) if accepted else None,
+            "with_demonstrations": self.with_demonstrations,
         }
 
 
@@ -103,6 +106,7 @@ class RunSummary(Tally):
             "findings": dict(sorted(self.findings.items())),
             "mean_steps": round(self.steps / n, 3),
             "valid_action_rate": round(self.valid_steps / max(self.steps, 1), 4),
+            "with_demonstrations": self.with_demonstrations,
             "end_reasons": dict(self.end_reasons),
             "tokens": dict(self.tokens),
             "wall_s": round(self.wall_s, 3),

@@ -144,6 +144,10 @@ class EmbeddedServer:
     n_ctx: int = 8192
     threads: int = field(default_factory=default_threads)
     chat_format: str | None = None
+    #: Prompt-lookup speculative decoding (llama-cpp-python's `--draft_model prompt-lookup-decoding`):
+    #: drafts of up to `draft_tokens` tokens copied from the prompt, verified in one batch.
+    speculative: bool = False
+    draft_tokens: int = 10
     port: int = 0
     log_path: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
@@ -158,14 +162,18 @@ class EmbeddedServer:
         args = [
             "--model", str(self.model_path), "--model_alias", MODEL_ALIAS,
             "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
-            # The default (all logits) doubles time to first token and triples memory.
-            "--logits_all", "False",
+            # The default (all logits) doubles time to first token and triples memory. Speculative
+            # decoding needs them: with `False` llama-cpp-python 0.3.36 sizes its logits buffer for one
+            # batch but writes every position's logits, and each request fails (measured).
+            "--logits_all", "True" if self.speculative else "False",
             # By default a new request cuts off the one being streamed; queue it instead.
             "--interrupt_requests", "False",
             "--host", "127.0.0.1", "--port", str(self.port),
         ]
         if self.chat_format:
             args += ["--chat_format", self.chat_format]
+        if self.speculative:
+            args += ["--draft_model", "prompt-lookup-decoding", "--draft_model_num_pred_tokens", str(self.draft_tokens)]
         return args
 
     def launch(self) -> None:

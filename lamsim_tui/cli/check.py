@@ -67,10 +67,11 @@ def cmd_check(args) -> int:
             example = shorten(example, 110, "...")
         print(visible(f"{r.template:<{width}} {r.tried:>5} {r.ok:>4} {len(r.failures):>4} {distinct:>9} {calls:>6} "
                       f"{r.max_gold_s * 1000:>8.1f}  {example}"))
-        if r.failures:
+        if r.failures or r.extra_failures:
             errors += 1
-            first = r.failures[0]
-            print(visible(f"    FAIL {first.where}: {first.reason.splitlines()[0]}"))
+            first = (r.failures or r.extra_failures)[0]
+            also = "" if r.failures else " (in a further task the check ran; the sampled ones passed)"
+            print(visible(f"    FAIL {first.where}: {first.reason.splitlines()[0]}{also}"))
             for more in first.reason.splitlines()[1:4]:
                 print(visible(f"         {more}"))
         for problem in r.problems:

@@ -17,6 +17,7 @@ import enum
 import inspect
 import json
 import re
+import string
 import types
 import typing
 from collections.abc import Callable
@@ -359,9 +360,19 @@ class TemplateSpec:
 
     @property
     def slot_names(self) -> list[str]:
+        """The slots the query uses: `{name}`, also with a format spec or an index (`{price:.2f}`, `{item[id]}`)."""
         if self.fixed:
             return []
-        return re.findall(r"\{(\w+)\}", self.query)
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(self.query) if name is not None]
+        except ValueError:  # a lone brace: the query cannot be filled, which `check` reports
+            return re.findall(r"\{(\w+)", self.query)
+        out: list[str] = []
+        for name in fields:
+            base = re.split(r"[.\[]", name, maxsplit=1)[0]
+            if base not in out:
+                out.append(base)
+        return out
 
     @property
     def judges_state(self) -> bool:

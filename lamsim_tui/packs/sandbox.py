@@ -243,7 +243,7 @@ class Sandbox:
 
     def rows(self, table: str) -> list[dict]:
         """Every row of a table, as copies, in seed order."""
-        return [dict(row) for row in self._table(table).values()]
+        return [row.copy() for row in self._table(table).values()]  # dict.copy: a plain dict, the fastest copy
 
     def iter_rows(self, table: str) -> Iterator[dict]:
         """The stored rows themselves, without copying: read-only (faster for scans in big tables)."""
@@ -251,11 +251,11 @@ class Sandbox:
 
     def get(self, table: str, key: Any) -> dict | None:
         row = self._table(table).get(key)
-        return dict(row) if row is not None else None
+        return row.copy() if row is not None else None
 
     def find(self, table: str, **equals: Any) -> list[dict]:
         items = equals.items()
-        return [dict(r) for r in self._table(table).values() if all(r.get(k) == v for k, v in items)]
+        return [r.copy() for r in self._table(table).values() if all(r.get(k) == v for k, v in items)]
 
     def count(self, table: str) -> int:
         return len(self._table(table))
@@ -282,7 +282,7 @@ class Sandbox:
         new._table = table
         data[key] = new
         self._wrote("update", table)
-        return dict(new)
+        return new.copy()
 
     def insert(self, table: str, row: dict) -> dict:
         key_field = self._seed.keys.get(table, "id")
@@ -295,7 +295,7 @@ class Sandbox:
         stored = _frozen_row(row, table)
         data[key] = stored
         self._wrote("insert", table)
-        return dict(stored)
+        return stored.copy()
 
     def delete(self, table: str, key: Any) -> dict:
         data = self._writable(table)
@@ -303,7 +303,7 @@ class Sandbox:
         if row is None:
             raise ToolError(f"no {table} record with id {key!r}")
         self._wrote("delete", table)
-        return dict(row)
+        return row.copy()
 
     def new_key(self, table: str, prefix: str, width: int = 4) -> str:
         """Next free key of the form PREFIX0001, deterministic for a given state."""

@@ -375,12 +375,35 @@ def template_problems(pack: Pack, spec: TemplateSpec, ev: TemplateEvidence, repo
     return out
 
 
+def _writes_in_source(func: Any) -> tuple[str, str] | None:
+    """(`sb.update` etc., file:line) where a tool's own body writes to the sandbox it is given."""
+    try:
+        lines, start = inspect.getsourcelines(func)
+        path = inspect.getsourcefile(func)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+        first = next(iter(inspect.signature(func).parameters))
+    except (OSError, TypeError, SyntaxError, IndentationError, StopIteration, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("update", "insert", "delete") and isinstance(node.func.value, ast.Name) \
+                and node.func.value.id == first:
+            return f"{first}.{node.func.attr}", f"{path}:{start + node.lineno - 1}"
+    return None
+
+
 def tool_problems(pack: Pack, evidence: list[TemplateEvidence]) -> list[Problem]:
-    """Findings about tools, from what the gold programs' calls showed."""
+    """Findings about tools: from what the gold programs' calls showed, and from the tools' own code."""
     seen: dict[str, str] = {}
     for ev in evidence:
         for tool, what in ev.undeclared_writes.items():
             seen.setdefault(tool, what)
+    for name, spec in pack.tools.items():
+        if name in seen or spec.changes_state:
+            continue
+        found = _writes_in_source(spec.func)
+        if found is not None:
+            seen[name] = f"{found[0]} at {found[1]}"
     out = []
     for tool, what in sorted(seen.items()):
         spec = pack.tools.get(tool)

@@ -433,6 +433,8 @@ class TemplateReport:
     max_gold_s: float = 0.0
     saturated: bool = False
     truncated_observations: int = 0  # gold results longer than what the agent would be shown
+    extra_runs: int = 0  # gold runs on further distinct tasks, for the authoring checks
+    extra_failures: list[GoldFailure] = field(default_factory=list)  # their failures (the samples passed)
     problems: list = field(default_factory=list)  # pack_checks.Problem: the authoring checks' findings
     fixed: bool = False
     evidence: Any = field(default=None, repr=False)  # pack_checks.TemplateEvidence
@@ -454,6 +456,8 @@ def observation_size(result: Any) -> int:
 
 
 NARROW_TEMPLATE = 10  # fewer distinct tasks than this: `check` warns that the template is narrow
+EXTRA_GOLD_RUNS = 60  # further distinct tasks whose gold programs `check` runs for the authoring checks
+EXTRA_GOLD_S = 1.0  # ... while a template's gold programs have taken less than this
 
 
 def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int = 0,
@@ -470,6 +474,7 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         rng = random.Random(f"{seed}:{tid}")
         seen: set[str] = set()
         counts: list[int] = []
+        gold_s = 0.0
         for n in range(samples if not spec.fixed else 1):
             report.tried += 1
             draw_seed = rng.getrandbits(64)
@@ -486,7 +491,9 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
                 watch = GoldWatch()
                 started = time.perf_counter()
                 task = make_task(pack, spec, slots, runner, watch)
-                report.max_gold_s = max(report.max_gold_s, time.perf_counter() - started)
+                took = time.perf_counter() - started
+                gold_s += took
+                report.max_gold_s = max(report.max_gold_s, took)
             except GoldFailure as failure:
                 report.failures.append(failure)
                 continue
@@ -505,17 +512,38 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         extra_rng = random.Random(f"{seed}:{tid}:space")
         misses = 0
         draws = 0
+        fresh: list[dict] = []  # slots of tasks not run yet, for the extra gold runs below
         while misses < 40 and draws < 800 and not report.failures and not spec.fixed:
             draws += 1
             try:
-                key = task_id(pack, tid, sample_slots(pack, spec, random.Random(extra_rng.getrandbits(64))))
+                slots = sample_slots(pack, spec, random.Random(extra_rng.getrandbits(64)))
             except GoldFailure:
                 break
+            key = task_id(pack, tid, slots)
             if key in seen:
                 misses += 1
             else:
                 seen.add(key)
                 misses = 0
+                if len(fresh) < EXTRA_GOLD_RUNS:
+                    fresh.append(slots)
+        # More gold runs on other tasks, for the authoring checks only (a rare ambiguous draw, an answer
+        # that does not fit its type once in fifty): they do not count in tried/ok/fail.
+        spent = gold_s
+        for slots in fresh if not report.failures else ():
+            if spent > EXTRA_GOLD_S:
+                break
+            watch = GoldWatch()
+            started = time.perf_counter()
+            try:
+                task = make_task(pack, spec, slots, runner, watch)
+            except GoldFailure as failure:
+                report.extra_failures.append(failure)
+                break
+            finally:
+                spent += time.perf_counter() - started
+            report.extra_runs += 1
+            evidence.add(task, watch)
         report.saturated = draws < 800
         report.distinct = len(seen)
         report.gold_calls = (min(counts), max(counts)) if counts else (0, 0)

@@ -78,10 +78,19 @@ def _agent_id(call, name: str) -> str:
 APPROVAL_LIMIT = 150.0  # policy.md: a refund of more than this waits for a supervisor
 
 
+_REFUND_CASES: dict[str, list[dict]] = {}  # built once: a changed seed is a new pack version (a new module)
+
+
 def _refund_cases(data) -> dict[str, list[dict]]:
     """Open or pending cases with an order that still has money left to refund, by what the policy
     says to do: "refund" (inside the window, at most the approval limit left), "approval" (inside,
     more left), "refuse" (outside the window)."""
+    if not _REFUND_CASES:
+        _REFUND_CASES.update(_sort_refund_cases(data))
+    return _REFUND_CASES
+
+
+def _sort_refund_cases(data) -> dict[str, list[dict]]:
     today = data.now.date()
     out: dict[str, list[dict]] = {"refund": [], "approval": [], "refuse": []}
     for c in data.rows("cases"):

@@ -156,8 +156,8 @@ class Task:
     gold_state: dict = field(metadata=_doc("the rows the gold program changed: `{table: {key: row or null}}`"))
     original_query: str | None = field(default=None, metadata=_doc("the template's wording, when paraphrased"))
     ends_with: str | None = field(default=None, metadata=_doc(
-        "the tool that ends the episode in the gold program (a hand-off): the judge then expects the episode "
-        "to end with it, and judges no answer; absent when none"))
+        "the tool the task must end with (a hand-off, declared by the template): the judge fails an episode "
+        "that ends otherwise; absent when none"))
 
     @property
     def judges_answer(self) -> bool:

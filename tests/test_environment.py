@@ -130,7 +130,8 @@ def _(slots, call):
     return call("find_user_by_name", name=slots["name"], zip=slots["zip"])
 
 
-@template(query="Order {order_id} arrived broken and I want to talk to a person.", answer=None, state="unchanged")
+@template(query="Order {order_id} arrived broken and I want to talk to a person.", answer=None, state="unchanged",
+          ends_with="transfer_to_human_agents")
 def hand_off(data, rng):
     return {"order_id": rng.choice(data.rows("orders"))["order_id"]}
 
@@ -311,10 +312,36 @@ def test_a_tool_that_ends_the_episode(desk):
     assert not answered.success
     assert "the task calls for transfer_to_human_agents (which ends the episode); the episode ended with a final " \
            "answer" in answered.reasons
+    # A task that does not call for a hand-off: an action-only one is judged on its state...
     other = task_for(desk, "refund", {"order_id": "#W101", "item_id": "I10"})
     gave_up = judge_calls(desk, other, [("transfer_to_human_agents", {"summary": "refund"})])
-    assert not gave_up.success
-    assert "the episode was ended with transfer_to_human_agents, which the task did not call for" in gave_up.reasons
+    assert not gave_up.success and gave_up.reasons == ("orders #W101: expected a change that was not made",)
+    done_then_handed = judge_calls(desk, other, [("refund_item", {"order_id": "#W101", "item_id": "I10"}),
+                                                 ("transfer_to_human_agents", {"summary": "refunded"})])
+    assert done_then_handed.success, done_then_handed.reasons
+    # ...and one with an answer fails: no answer was given.
+    asked = task_for(desk, "who_am_i", seed=1)
+    handed_over = judge_calls(desk, asked, [("transfer_to_human_agents", {"summary": "who is this"})])
+    assert not handed_over.success
+    assert handed_over.reasons == ("no final answer: the episode was ended with transfer_to_human_agents before one "
+                                   "was given",)
+
+
+def test_a_hand_off_is_declared_by_the_template_and_checked(tmp_path, desk):
+    from lamsim_tui.errors import PackError
+
+    spec = desk.templates["hand_off"]
+    original = spec.gold_program
+    spec.gold_program = lambda slots, call: call("get_order", order_id=slots["order_id"])
+    try:
+        with pytest.raises(GoldFailure, match="ends_with='transfer_to_human_agents', but the gold program did not "
+                                              "call it"):
+            make_task(desk, spec, {"order_id": "#W104"}, ToolRunner(desk))
+    finally:
+        spec.gold_program = original
+    make_desk(tmp_path, templates=TEMPLATES.replace('ends_with="transfer_to_human_agents"', 'ends_with="get_order"'))
+    with pytest.raises(PackError, match="ends_with='get_order', but that tool does not end the episode"):
+        load_pack(tmp_path / "tools" / "desk")
 
 
 def test_gold_calls_after_an_ending_tool_fail_the_template(desk):

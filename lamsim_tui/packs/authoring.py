@@ -351,6 +351,7 @@ class TemplateSpec:
     fixed: bool = False  # one task, its query taken literally (a fixed task, not a template)
     gold_source: str = ""  # file:line of the gold program
     option_sources: dict[str, str] = field(default_factory=dict, repr=False)  # option -> file:line, where known
+    ends_with: str | None = None  # the task must end with this tool (a hand-off; a tool with ends_episode=True)
 
     def gold(self, func: Callable) -> Callable:
         """Decorator: the gold program `func(slots, call) -> answer`."""
@@ -388,7 +389,7 @@ def _answer_type(answer: str | None) -> str:
 
 def template(*, query: str, answer: str | None = "text", id: str | None = None, weight: float = 1.0,
              tolerance: float = 1e-6, state: bool | str = False, state_fields: dict[str, list[str]] | None = None,
-             description: str = ""):
+             description: str = "", ends_with: str | None = None):
     """Declare a template; the decorated function samples slots: `sample(data, rng) -> dict`.
 
     Attach the gold program with `@<name>.gold`. `answer` is one of number, text, list, set,
@@ -397,13 +398,16 @@ def template(*, query: str, answer: str | None = "text", id: str | None = None, 
     final sandbox state against the gold state (only the fields in `state_fields` per table, if
     given; a field may be a dotted path into nested values, `address.city`, `items.*.status`);
     `state="unchanged"` judges that the task changes nothing (a request the policy refuses).
+    `ends_with="tool"` says the task must end with that tool (a hand-off; a tool declared with
+    `ends_episode=True`): the gold program calls it last, and the judge fails an episode that
+    ends otherwise.
     """
 
     def wrap(func: Callable) -> TemplateSpec:
         return TemplateSpec(id=id or func.__name__, query=query, answer=_answer_type(answer), sample=func,
                             weight=weight, tolerance=tolerance, state=state, state_fields=state_fields,
                             description=description or (inspect.getdoc(func) or "").split("\n")[0],
-                            source=_source_of(func))
+                            source=_source_of(func), ends_with=ends_with)
 
     return wrap
 
@@ -414,7 +418,7 @@ def _no_slots(data: DataView, rng: Any) -> dict:
 
 def fixed_task(*, query: str, answer: str | None = "text", id: str | None = None, weight: float = 1.0,
                tolerance: float = 1e-6, state: bool | str = False, state_fields: dict[str, list[str]] | None = None,
-               description: str = ""):
+               description: str = "", ends_with: str | None = None):
     """Declare one fixed task (a real request from a log, a ticket or a benchmark): the decorated
     function is its gold program, `gold(call) -> answer`. The query is taken literally (no slots).
     Options as for `template`; `lamsim check` checks it the same way.
@@ -429,6 +433,6 @@ def fixed_task(*, query: str, answer: str | None = "text", id: str | None = None
                             gold_program=gold, weight=weight, tolerance=tolerance, state=state,
                             state_fields=state_fields,
                             description=description or (inspect.getdoc(func) or "").split("\n")[0],
-                            source=source, fixed=True, gold_source=source)
+                            source=source, fixed=True, gold_source=source, ends_with=ends_with)
 
     return wrap

@@ -9,7 +9,8 @@ A YAML or JSON list; each entry is one task:
         - {tool: issue_refund, arguments: {order_id: O-50123, amount: 120.0, reason: request}}
       answer: 120.0                     # the expected final answer; leave it out for an action-only task
       answer_type: number               # default: from the answer's JSON type (none without an answer)
-      state: true                       # default: judged when the calls change something, or without an answer
+      state: true                       # default: judged (the final state must be the calls' end state)
+      ends_with: transfer_to_human      # optional: the task must end with this tool (a hand-off)
       state_fields: {refunds: [order_id, amount]}
 
 A call with `expect_error: true` (or a piece of the expected message) must fail with a domain
@@ -48,10 +49,12 @@ class FixedTaskEntry:
     answer_type: AnswerType | None = field(default=None, metadata={"doc": "how the answer is compared"})
     tolerance: float = field(default=1e-6, metadata={"doc": "allowed difference for numbers", "min": 0.0})
     state: bool | Literal["unchanged"] | None = field(default=None, metadata={
-        "doc": "judge the final state (default: when the calls change it, or when there is no answer)"})
+        "doc": "judge the final state (default: yes, it must be where the calls left it)"})
     state_fields: dict[str, list[str]] | None = field(default=None, metadata={"doc": "fields the state judge compares"})
     weight: float = field(default=1.0, metadata={"doc": "relative frequency", "min": 0.0})
     description: str = field(default="", metadata={"doc": "free text"})
+    ends_with: str | None = field(default=None, metadata={
+        "doc": "the task must end with this tool (a hand-off): the last gold call"})
 
 
 def _infer_answer_type(value: Any) -> str:
@@ -163,7 +166,8 @@ def load_fixed_tasks(file: Path, tools: dict[str, ToolSpec]) -> list[TemplateSpe
             gold_program=_replay_program(entry.calls, call_lines, entry.answer if has_answer else None),
             weight=entry.weight, tolerance=entry.tolerance, state=state, state_fields=entry.state_fields,
             description=entry.description, source=where, fixed=True, gold_source=where,
-            option_sources={key: located.where((n, key)) for key in raw if isinstance(key, str)}))
+            option_sources={key: located.where((n, key)) for key in raw if isinstance(key, str)},
+            ends_with=entry.ends_with))
     return specs
 
 

@@ -178,6 +178,8 @@ def load_pack(path: str | Path) -> Pack:
         for spec in load_fixed_tasks(file, tools):
             _check_template(spec, templates, spec.source)
             templates[spec.id] = spec
+    for spec in templates.values():
+        _check_ending(spec, tools)
     return Pack(name=settings.name, path=path.resolve(), description=settings.description, tools=tools,
                 templates=templates, seed=seed, version=version, policy=policy_text, policy_path=policy_path,
                 error_style=settings.error_style)
@@ -230,6 +232,22 @@ def _fixed_task_files(path: Path, settings: PackSettings, located) -> list[Path]
             raise PackError(f"fixed tasks file not found: {file}", where=located.where(key))
         files.append(file)
     return files
+
+
+def _check_ending(spec: TemplateSpec, tools: dict[str, ToolSpec]) -> None:
+    if spec.ends_with is None:
+        return
+    where = spec.option_sources.get("ends_with") or spec.source
+    tool = tools.get(spec.ends_with)
+    if tool is None:
+        from lamsim_tui.names import nearest_names
+
+        close = nearest_names(spec.ends_with, tools)
+        raise PackError(f"{spec.id!r}: ends_with={spec.ends_with!r} is not a tool of the pack", where=where,
+                        hint=f"did you mean {close[0]!r}?" if close else None)
+    if not tool.ends_episode:
+        raise PackError(f"{spec.id!r}: ends_with={spec.ends_with!r}, but that tool does not end the episode",
+                        where=where, hint=f"declare it @tool(ends_episode=True) ({tool.source})")
 
 
 def _check_template(spec: TemplateSpec, known: dict[str, TemplateSpec], where: str) -> None:

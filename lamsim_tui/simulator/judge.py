@@ -293,9 +293,9 @@ def judge(task, final_answer: Any, answered: bool, final_state: dict,
     """(answer_correct, state_correct or None when not judged, reasons).
 
     The answer part depends on the task: compared with the gold answer by type; for an action-only
-    task, a confirmation was given; for a task whose gold program hands off (`ends_with`), the
-    episode ended with that tool. An episode that a tool ended when the task did not call for it
-    fails the answer part.
+    task, the episode ended properly (a confirmation, or a tool that ends the episode); for a task
+    that must end with a tool (`ends_with`, a hand-off), it ended with that tool. A task with an
+    answer that a tool ended before any answer was given fails the answer part.
     """
     reasons: list[str] = []
     handed_off = ended_by(end_reason)
@@ -307,8 +307,9 @@ def judge(task, final_answer: Any, answered: bool, final_state: dict,
                                                                     else "did not end with it")
             reasons.append(f"the task calls for {expected_end} (which ends the episode); the episode {ended}")
     elif handed_off is not None:
-        answer_ok = False
-        reasons.append(f"the episode was ended with {handed_off}, which the task did not call for")
+        answer_ok = task.answer_type == "none"
+        if not answer_ok:
+            reasons.append(f"no final answer: the episode was ended with {handed_off} before one was given")
     elif not answered:
         answer_ok = False
         reasons.append("no final answer")

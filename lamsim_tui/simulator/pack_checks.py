@@ -182,12 +182,12 @@ class TemplateEvidence:
                 kept = self.changed_rows.setdefault(table, [])
                 if len(kept) < 20:
                     kept.extend(r for r in rows.values() if isinstance(r, dict))
-        if task.ends_with:
-            self.ends_with.add(task.ends_with)
-        if spec.answer == "none":
+        if watch.ended_by:
+            self.ends_with.add(watch.ended_by)
+        if spec.answer == "none" or watch.ended_by:
             if watch.ignored_answer is not None and self.ignored_answer is None:
                 self.ignored_answer = watch.ignored_answer
-        elif task.ends_with is None:
+        else:
             try:
                 coerce(spec.answer, task.gold_answer)
             except Malformed:
@@ -326,6 +326,8 @@ def template_problems(pack: Pack, spec: TemplateSpec, ev: TemplateEvidence, repo
         add("warning", "answer.unjudged", answer_where,
             f"the gold program ends the episode with {', '.join(sorted(ev.ends_with))}, so no answer is ever "
             f"given: answer={spec.answer!r} is not judged", "declare answer=None")
+    if spec.state == "auto":  # fixed tasks given by their calls: the state is judged, whatever it is
+        out[:] = [p for p in out if not p.code.startswith("state.")]
 
     # ----- determinism
     if ev.sampler_uses_global_random:

@@ -113,8 +113,24 @@ class Judged:
 _NO_ANSWER = object()
 
 
+_LOADED: dict[Path, Pack] = {}
+
+
 def _pack(pack: Pack | str | Path) -> Pack:
-    return pack if isinstance(pack, Pack) else load_pack(pack)
+    """A pack, or one loaded from its folder: kept while its files are unchanged (judging thousands
+    of sequences does not re-import the pack each time)."""
+    if isinstance(pack, Pack):
+        return pack
+    path = Path(pack).expanduser().resolve()
+    known = _LOADED.get(path)
+    if known is not None:
+        from lamsim_tui.packs.loading import _pack_hash
+
+        extra = tuple(p for p in (known.policy_path,) if p is not None)
+        if _pack_hash(path, extra) == known.version:
+            return known
+    _LOADED[path] = loaded = load_pack(path)
+    return loaded
 
 
 def action_dict(item: Any) -> dict:
@@ -169,13 +185,15 @@ def task_for(pack: Pack | str | Path, template: str, slots: dict | None = None, 
 
 def task_from_calls(pack: Pack | str | Path, query: str, gold_calls: Iterable[Any], *, answer: Any = _NO_ANSWER,
                     answer_type: str | None = None, state: bool | str | None = None,
-                    state_fields: dict | None = None, tolerance: float = 1e-6, id: str = "calls") -> Task:
+                    state_fields: dict | None = None, tolerance: float = 1e-6, id: str = "calls",
+                    ends_with: str | None = None) -> Task:
     """A task given by its gold calls (another benchmark's gold actions, a ticket's resolution).
 
     The calls run in a fresh sandbox through the agent's checks and give the gold calls and the gold
     state; a call dict with `"expect_error": true` must fail with a domain error. ``answer`` is the
-    expected final answer (left out: an action-only task, judged on its final state); ``state``
-    defaults to judging the final state when the calls change it or there is no answer.
+    expected final answer (left out: an action-only task, judged on its final state). The final
+    state is judged (it must be where the gold calls left it: another benchmark's "same database"
+    rule) unless ``state=False``. ``ends_with`` names a tool the episode must end with (a hand-off).
     """
     from lamsim_tui.packs.fixed import FixedCall, _replay_program
     from lamsim_tui.simulator.tasks import GoldFailure, make_task
@@ -197,7 +215,9 @@ def task_from_calls(pack: Pack | str | Path, query: str, gold_calls: Iterable[An
                         gold_program=_replay_program(calls, [f"gold call {i + 1}" for i in range(len(calls))],
                                                      answer if has_answer else None),
                         tolerance=tolerance, state="auto" if state is None else state, state_fields=state_fields,
-                        fixed=True, source=f"task_from_calls({id!r})")
+                        fixed=True, source=f"task_from_calls({id!r})", ends_with=ends_with)
+    if ends_with is not None and not getattr(pack.tools.get(ends_with), "ends_episode", False):
+        raise LamsimError(f"ends_with={ends_with!r} is not a tool of the pack that ends the episode")
     try:
         return make_task(pack, spec, {}, ToolRunner(pack))
     except GoldFailure as failure:

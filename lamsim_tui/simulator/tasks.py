@@ -75,6 +75,7 @@ class GoldWatch:
     undeclared_writes: dict[str, str] = field(default_factory=dict)  # tool -> what it wrote ("update orders")
     picked: list[PickedRow] = field(default_factory=list)
     global_random_used: bool = False
+    ended_by: str | None = None  # the gold program called a tool that ends the episode
     ignored_answer: Any = None  # an action-only template's gold program returned a value that is not text
 
 
@@ -321,9 +322,8 @@ def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random) -> dict:
 
 
 def judged_state(spec: TemplateSpec, gold_state: dict) -> bool:
-    """Whether a task of this template is judged on its final state."""
-    if spec.state == "auto":
-        return bool(gold_state) or spec.answer == "none"
+    """Whether a task of this template is judged on its final state ("auto", the default of fixed
+    tasks given by their calls: yes, the final state must be where the calls left it)."""
     return spec.state is not False
 
 
@@ -335,8 +335,16 @@ def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner,
         raise GoldFailure(spec.id, f"the query cannot be filled in: {type(exc).__name__}: {exc}",
                           spec.source) from None
     calls, answer, state, ended_by = run_gold(pack, spec, slots, runner, watch)
-    if watch is not None and spec.answer == "none" and answer is not None and not isinstance(answer, str):
-        watch.ignored_answer = answer
+    if spec.ends_with is not None and ended_by != spec.ends_with:
+        raise GoldFailure(spec.id, f"ends_with={spec.ends_with!r}, but the gold program "
+                          + (f"ended with {ended_by}" if ended_by else "did not call it"),
+                          spec.gold_source or spec.source)
+    if watch is not None:
+        watch.ended_by = ended_by
+        if spec.answer == "none" and answer is not None and not isinstance(answer, str):
+            watch.ignored_answer = answer
+    # A gold program that hands off gives no answer: nothing to judge but the state (and the hand-off).
+    answer_type = "none" if ended_by is not None else spec.answer
     return Task(
         id=task_id(pack, spec.id, slots),
         template=spec.id,
@@ -344,13 +352,13 @@ def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner,
         slots=slots,
         gold_calls=tuple(calls),
         # An action-only task's gold answer is the confirmation text its gold program may return (never judged).
-        gold_answer=(answer if isinstance(answer, str) else None) if spec.answer == "none" else answer,
-        answer_type=spec.answer,
+        gold_answer=(answer if isinstance(answer, str) else None) if answer_type == "none" else answer,
+        answer_type=answer_type,
         tolerance=spec.tolerance,
         judge_state=judged_state(spec, state),
         state_fields=spec.state_fields,
         gold_state=state,
-        ends_with=ended_by,
+        ends_with=spec.ends_with,
     )
 
 

@@ -86,9 +86,14 @@ def cmd_check(args) -> int:
         errors += sum(p.severity == "error" for p in tools)
         warnings += sum(p.severity == "warning" for p in tools)
     if mutated:
+        from lamsim_tui.simulator.tasks import find_in_place_writers
+
         errors += 1
-        print("FAIL: a tool changed seed rows in place (around the sandbox's read-only rows); write with "
-              "sb.update/insert/delete instead")
+        who = find_in_place_writers(load_pack(session.pack_dir()), runner, seed=session.seed, only=selected)
+        print("FAIL: seed rows were changed in place (a row from sb.iter_rows written into), so every later "
+              "episode would start from changed data; write with sb.update/insert/delete instead")
+        for line in who or ["(not found again on a second pass: look for writes into rows from iter_rows)"]:
+            print(visible(f"    {line}"))
     print()
     if errors:
         print(f"{errors} problem(s) found" + (f", {_plural(warnings, 'warning')}" if warnings else ""))

@@ -4,11 +4,13 @@ Seed tables are loaded once per pack and shared by every sandbox; a sandbox copi
 when a tool first writes to it (copy-on-write), and rows are replaced, never changed in place.
 So a fresh sandbox per episode costs microseconds and episodes never see each other's changes.
 
-Stored rows are read-only all the way down (`FrozenDict` / `FrozenList`, which are a `dict` and a
-`list` for every reading purpose): reads hand out a shallow copy whose top-level fields may be
-set freely, while nested values (a list of payments inside an order) stay read-only. A tool that
-changes one in place gets `RowChangedInPlace` at the line that did it, instead of silently
-changing the seed every later episode starts from. Nothing is deep-copied on a read.
+The values nested inside stored rows (a list of payments inside an order) are read-only
+(`FrozenDict` / `FrozenList`, which are a `dict` and a `list` for every reading purpose): reads
+hand out a shallow copy of the row whose top-level fields may be set freely, and a tool that
+changes a nested value in place gets `RowChangedInPlace` at the line that did it, instead of
+silently changing the seed every later episode starts from. Nothing is deep-copied on a read.
+The rows themselves stay plain dicts (scans over `iter_rows` run at dict speed); writing into one
+of those is caught by `lamsim check` and at the end of a run, naming the table.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class RowChangedInPlace(TypeError):
         super().__init__(
             f"a value read from table {table!r} was changed in place ({what}). Stored rows are read-only: "
             "sb.get/find/rows give copies whose top-level fields may be set, but the lists and objects inside "
-            "them, and the rows of sb.iter_rows, may not be changed. Build the new value and write it, e.g. "
+            "them may not be changed (nor the rows of sb.iter_rows). Build the new value and write it, e.g. "
             f"sb.update({table!r}, key, field=[*row['field'], item]); copy.deepcopy(row) gives a fully "
             "mutable copy")
 
@@ -175,10 +177,9 @@ def thaw(value: Any) -> Any:
     return value
 
 
-def _frozen_row(row: dict, table: str) -> FrozenDict:
-    out = FrozenDict({k: v if isinstance(v, _SCALARS) else freeze(v, table) for k, v in row.items()})
-    out._table = table
-    return out
+def _frozen_row(row: dict, table: str) -> dict:
+    """A row to store: a plain dict (fast to read), its nested values read-only."""
+    return {k: v if isinstance(v, _SCALARS) else freeze(v, table) for k, v in row.items()}
 
 
 @dataclass(frozen=True)
@@ -192,14 +193,20 @@ class Seed:
     def __post_init__(self) -> None:
         for table, rows in self.tables.items():
             for key, row in rows.items():
-                if type(row) is not FrozenDict:
+                if any(not isinstance(v, _SCALARS) for v in row.values()):
                     rows[key] = _frozen_row(row, table)
 
     def fingerprint(self) -> int:
-        """Cheap content hash, used by `lamsim check` as a last guard against rows changed in place."""
+        """Cheap content hash, used by `lamsim check` and the engine to catch rows changed in place."""
         import json
 
         return hash(json.dumps(self.tables, sort_keys=True, default=str))
+
+    def table_fingerprints(self) -> dict[str, int]:
+        """One content hash per table: which table a tool changed in place."""
+        import json
+
+        return {name: hash(json.dumps(rows, sort_keys=True, default=str)) for name, rows in self.tables.items()}
 
 
 class Sandbox:
@@ -278,8 +285,7 @@ class Sandbox:
         row = data.get(key)
         if row is None:
             raise ToolError(f"no {table} record with id {key!r}")
-        new = FrozenDict({**row, **_freeze_changes(changes, table)})
-        new._table = table
+        new = {**row, **_freeze_changes(changes, table)}
         data[key] = new
         self._wrote("update", table)
         return new.copy()

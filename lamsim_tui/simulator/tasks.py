@@ -558,3 +558,43 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         report.problems = template_problems(pack, spec, evidence, report, runner.observation_chars)
         reports.append(report)
     return reports
+
+
+def find_in_place_writers(pack: Pack, runner: ToolRunner, seed: int = 0, only: list[str] | None = None) -> list[str]:
+    """Who changed seed rows in place (a row from `iter_rows` written into): each template's sampler and
+    gold calls are run once more on ``pack`` (load it fresh), comparing the tables before and after each.
+    Slow (it hashes the tables around every call): `lamsim check` runs it only when the seed changed."""
+    found: list[str] = []
+    seed_data = pack.seed
+
+    def changed(before: dict[str, int]) -> list[str]:
+        after = seed_data.table_fingerprints()
+        return [t for t in after if after[t] != before.get(t)]
+
+    class Watching(ToolRunner):
+        def execute_sync(self, sb, call):
+            before = seed_data.table_fingerprints()
+            outcome = super().execute_sync(sb, call)
+            tables = changed(before)
+            spec = pack.tools.get(call.tool)
+            if tables and spec is not None:
+                found.append(f"tool {call.tool!r} ({spec.source}) changed rows of {', '.join(tables)} in place")
+            return outcome
+
+    watching = Watching(pack, timeout=runner.timeout, observation_chars=runner.observation_chars)
+    for tid, spec in pack.templates.items():
+        if only is not None and tid not in only:
+            continue
+        before = seed_data.table_fingerprints()
+        try:
+            slots = sample_slots(pack, spec, random.Random(f"{seed}:{tid}"))
+        except GoldFailure:
+            continue
+        tables = changed(before)
+        if tables:
+            found.append(f"the sampler of {tid!r} ({spec.source}) changed rows of {', '.join(tables)} in place")
+        try:
+            make_task(pack, spec, slots, watching)
+        except GoldFailure:
+            pass
+    return list(dict.fromkeys(found))

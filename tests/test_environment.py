@@ -555,3 +555,22 @@ def test_editing_the_policy_makes_a_new_pack_version(tmp_path, desk):
     (tmp_path / "tools" / "desk" / "policy.md").write_text("Other rules.\n")
     again = load_pack(tmp_path / "tools" / "desk")
     assert again.version != desk.version and again.policy == "Other rules."
+
+
+def test_hand_offs_are_stored_judged_and_exported(tmp_path):
+    make_desk(tmp_path)
+    session = write_session(tmp_path, "pack: desk\nseed: 2\ntemplates: [hand_off]\nagent: {mistake_rate: 0}\n",
+                            name="handoff.yaml")
+    store = tmp_path / "store"
+    ran = lamsim("run", str(session), "--headless", "-n", "3", "--agent", "scripted", "--store", str(store),
+                 cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert "ended.transfer_to_human_agents 3" in ran.stdout and "success rate      100.0%" in ran.stdout
+    out = tmp_path / "chat.jsonl"
+    exported = lamsim("export", "--store", str(store), "--format", "chat", "--status", "all", "--out", str(out),
+                      cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3  # a hand-off ended properly: it is training data, not an unfinished episode
+    assert rows[0]["messages"][-1]["content"] == "Transfer successful"
+    assert "- Identify the user before any change." in rows[0]["messages"][0]["content"]  # the policy

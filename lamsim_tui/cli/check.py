@@ -48,8 +48,12 @@ def cmd_check(args) -> int:
         counts.append(_plural(fixed, "fixed task"))
     print(visible(f"pack {pack.name} ({pack.path}) version {pack.version}: {', '.join(counts)}, tables "
                   + ", ".join(f"{t} {len(rows)}" for t, rows in pack.seed.tables.items())))
-    if pack.policy:
-        print(visible(f"policy {pack.policy_path} ({len(pack.policy)} characters): shown to every agent"))
+    from lamsim_tui.agents.prompts import resolve_policy
+
+    policy = resolve_policy(pack, session)
+    if policy:
+        source = pack.policy_path if policy == pack.policy else f"the session's ({session.policy})"
+        print(visible(f"policy {source} ({len(policy)} characters): shown to every agent"))
     width = max([len("template"), *(len(r.template) for r in reports)])
     header = f"{'template':<{width}} {'tried':>5} {'ok':>4} {'fail':>4} {'distinct':>9} {'calls':>6} {'gold ms':>8}  example"
     print(header)

@@ -245,6 +245,10 @@ def test_both_judges_agree_on_gold_and_perturbed_sequences(port, number):
                            [{"tool": a["name"], "arguments": a["kwargs"], "expect_error": a.get("fails", False)}
                             for a in gold], **({"answer": float(answer)} if answer else {}))
     assert [c.error is not None for c in task.gold_calls] == [bool(a.get("fails")) for a in gold]
+    # Unmarked, as another benchmark lists them: allow_errors keeps the failing call as an expected failure.
+    unmarked = task_from_calls(pack, spec["instruction"], [(a["name"], a["kwargs"]) for a in gold],
+                               allow_errors=True, **({"answer": float(answer)} if answer else {}))
+    assert unmarked.gold_calls == task.gold_calls and unmarked.gold_state == task.gold_state
     sequences = [gold, *_perturbed(gold)]
     verdicts = []
     for actions in sequences:

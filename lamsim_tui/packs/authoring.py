@@ -7,7 +7,8 @@ A gold program receives `call`: `call(tool, **arguments)` runs a tool through th
 checks and returns its result; `call.one(...)` returns the only row of a list result (and fails
 the task when there are several); `call.first(...)` the first row of an ordered list, on purpose;
 `call.expect_error(...)` makes a call that must fail with a domain error and returns its message
-(kept in the gold calls, so the scripted agent replays it and recovers).
+(kept in the gold calls, so the scripted agent replays it and recovers); `call.attempt(...)` one
+that may fail: `(result, None)` or `(None, message)`.
 """
 
 from __future__ import annotations

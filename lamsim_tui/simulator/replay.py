@@ -186,16 +186,17 @@ def task_for(pack: Pack | str | Path, template: str, slots: dict | None = None, 
 def task_from_calls(pack: Pack | str | Path, query: str, gold_calls: Iterable[Any], *, answer: Any = _NO_ANSWER,
                     answer_type: str | None = None, state: bool | str | None = None,
                     state_fields: dict | None = None, tolerance: float = 1e-6, id: str = "calls",
-                    ends_with: str | None = None) -> Task:
+                    ends_with: str | None = None, allow_errors: bool = False) -> Task:
     """A task given by its gold calls (another benchmark's gold actions, a ticket's resolution).
 
     The calls run in a fresh sandbox through the agent's checks and give the gold calls and the gold
-    state; a call dict with `"expect_error": true` must fail with a domain error. ``answer`` is the
+    state; a call dict with `"expect_error": true` must fail with a domain error, and with
+    ``allow_errors`` any call may (a benchmark's gold actions that fail on purpose, unmarked). ``answer`` is the
     expected final answer (left out: an action-only task, judged on its final state). The final
     state is judged (it must be where the gold calls left it: another benchmark's "same database"
     rule) unless ``state=False``. ``ends_with`` names a tool the episode must end with (a hand-off).
     """
-    from lamsim_tui.packs.fixed import FixedCall, _replay_program
+    from lamsim_tui.packs.fixed import MAY_FAIL, FixedCall, _replay_program
     from lamsim_tui.simulator.tasks import GoldFailure, make_task
 
     pack = _pack(pack)
@@ -205,6 +206,8 @@ def task_from_calls(pack: Pack | str | Path, query: str, gold_calls: Iterable[An
         if shaped.get("type") == "finish":
             continue
         expect = item.get("expect_error", False) if isinstance(item, dict) else False
+        if allow_errors and expect is False:
+            expect = MAY_FAIL
         calls.append(FixedCall(tool=shaped["tool"], arguments=shaped["arguments"], expect_error=expect))
     has_answer = answer is not _NO_ANSWER and answer is not None
     if answer_type is None:

@@ -264,6 +264,21 @@ class GoldCaller:
             raise _GoldCallFailed(f"call.first: {tool}({_short(arguments)}) returned no rows", [])
         return list.__getitem__(found[0], 0)
 
+    def attempt(self, tool: str, /, **arguments: Any) -> tuple[Any, str | None]:
+        """A call that may fail with a domain error: (result, None), or (None, the error's message), kept in
+        the gold calls either way. Other failures (an unknown tool, bad arguments, a crash) fail the task."""
+        outcome, spec = self._run(tool, arguments)
+        if outcome.ok:
+            self.calls.append(GoldCall(tool, json_value(arguments), json_value(outcome.result)))
+            if spec is not None and spec.ends_episode:
+                self.ended_by = tool
+            return self._give(tool, arguments, outcome.result), None
+        if [f.code for f in outcome.findings] != ["exec.error"]:
+            raise self._failed(tool, arguments, outcome)
+        detail = outcome.error_detail or outcome.findings[0].message
+        self.calls.append(GoldCall(tool, json_value(arguments), None, error=detail))
+        return None, detail
+
     def expect_error(self, tool: str, /, **arguments: Any) -> str:
         """A call that must fail with a domain error (a `ToolError`): returns its message. It is kept in
         the gold calls, so the scripted agent makes it too and recovers from it."""

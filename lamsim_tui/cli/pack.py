@@ -184,7 +184,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     tables = ", ".join(f"{t} {len(rows)}" for t, rows in pack.seed.tables.items()) or "none"
     print(f"pack {pack.name} ({_shown(pack.path)}) version {pack.version}")
     if pack.description:
-        print(f"  {pack.description}")
+        print(visible(f"  {pack.description}"))
     print(f"  clock {pack.seed.now.isoformat()}; tables: {tables}")
     if pack.policy:
         print(f"  policy {_shown(pack.policy_path)} ({len(pack.policy)} characters; `--prompt` shows it in the prompts)")
@@ -193,7 +193,7 @@ def cmd_show(args: argparse.Namespace) -> int:
           "tool-calling agent gets")
     for spec in pack.tools.values():
         mark = "  [changes state]" if spec.changes_state else ""
-        print(f"{_signature(spec)}{mark}")
+        print(visible(f"{_signature(spec)}{mark}"))
         print("    schema: " + json.dumps(spec.parameters, ensure_ascii=False))
     print()
     print(f"templates ({len(pack.templates)}), one sampled task each (seed {args.seed})")
@@ -208,9 +208,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(visible(f"{task['template']}  [{kind}]"))
         if "error" in task:
             lines = task["error"].strip().splitlines()
-            print(f"    FAIL {lines[0]}")
+            print(visible(f"    FAIL {lines[0]}"))
             for line in lines[1:4]:  # a crash: the exception, then the pack's line that raised it
-                print(f"         {line.strip()}")
+                print(visible(f"         {line.strip()}"))
             continue
         print(visible(f"    query:  {task['query']}"))
         for call in task["gold_calls"]:

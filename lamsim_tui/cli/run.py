@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lamsim_tui.errors import LamsimError
+from lamsim_tui.text import plain
 
 
 def add_commands(sub: Any) -> None:
@@ -80,6 +81,8 @@ def format_summary(summary: dict, store_dir: Path | None) -> str:
         lines.append(f"  {code:<20} {count}")
     for template, reason in (summary.get("skipped_templates") or {}).items():
         lines.append(f"skipped template {template}: {reason.splitlines()[0]}")
+    for tool, headline in (summary.get("tool_bugs") or {}).items():
+        lines.append(plain(f"tool bug in {tool}: {headline}", 300))
     if summary.get("paused_reason"):
         lines.append(f"stopped: {summary['paused_reason']}")
     if store_dir is not None:

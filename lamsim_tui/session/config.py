@@ -187,6 +187,9 @@ class Session:
     filters: FilterSettings = field(default_factory=FilterSettings)
     store: str | None = field(default=None, metadata=_doc("store directory (default `stores/<name>`)"))
     demonstrations: DemonstrationSettings = field(default_factory=DemonstrationSettings)
+    policy: str | None = field(default=None, metadata=_doc(
+        "a policy document (file relative to this session file) added to the agent's system prompt instead of "
+        "the pack's `policy`; `none`: no policy"))
 
     # Where the session came from: set by load_session, never read from YAML (`internal`).
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})

@@ -37,7 +37,8 @@ def episode_seed(session_seed: int, task_id: str, attempt: int) -> int:
 
 def make_trajectory(*, episode: EpisodeResult, task: Task, pack: Pack, session: Session | None, agent_info: dict,
                     episode_id: str, seed: int, attempt: int, created_at: str,
-                    system_prompt: str | None = None, demonstrations: Demonstrations | None = None) -> Trajectory:
+                    system_prompt: str | None = None, demonstrations: Demonstrations | None = None,
+                    policy: str | None = None) -> Trajectory:
     """The record of a finished episode (status and filters are set by `Engine._finish`)."""
     settings = session.public_settings() if session else {}
     return Trajectory(
@@ -60,6 +61,7 @@ def make_trajectory(*, episode: EpisodeResult, task: Task, pack: Pack, session: 
         verdict=episode.verdict,
         timing=episode.timing,
         demonstrations=demonstrations,
+        policy=policy,
     )
 
 
@@ -80,6 +82,9 @@ class Engine:
         self.runner = ToolRunner(pack, timeout=session.budget.tool_seconds, disabled=session.feedback.disable,
                                  observation_chars=session.budget.observation_chars)
         self.settings = EpisodeSettings(budget=session.budget, feedback=session.feedback)
+        from lamsim_tui.agents.prompts import resolve_policy
+
+        self.policy = resolve_policy(pack, session)  # recorded with every trajectory
         self.generation: Generation | None = None
         self.summary = RunSummary()
         self._running: asyncio.Event | None = None  # created on the engine's loop in run()
@@ -172,7 +177,7 @@ class Engine:
                     episode=episode, task=task, pack=self.pack, session=self.session,
                     agent_info={**self.factory.describe(), **public}, episode_id=episode_id, seed=seed,
                     attempt=attempt, created_at=created, system_prompt=agent.system_prompt,
-                    demonstrations=agent.demonstrations), kept)
+                    demonstrations=agent.demonstrations, policy=self.policy), kept)
                 if self.store is not None:
                     pending_writes.append(loop.run_in_executor(self._writer, self.store.add, record))
                 self.on_event(EpisodeFinished(episode_id, record))
@@ -238,6 +243,7 @@ class Engine:
         if not failed:
             kept.add((record.task.id, signature))
         self.summary.add(record.listing())
+        note_tool_bugs(self.summary.tool_bugs, record)
         return record
 
     def _track_model_failures(self, record: Trajectory) -> None:
@@ -254,6 +260,15 @@ class Engine:
                 self.on_event(SessionPaused(reason))
         else:
             self._consecutive_model_failures = 0
+
+
+def note_tool_bugs(bugs: dict, record: Trajectory) -> None:
+    """The first crash of each tool in a run (a bug in the pack), for the summary: `{tool: first line}`."""
+    for step in record.steps:
+        if step.crash and step.action is not None and getattr(step.action, "tool", None) not in bugs:
+            lines = [ln for ln in step.crash.strip().splitlines() if ln.strip()]
+            headline = lines[0] if lines and lines[0].startswith("tool ") else (lines[-1] if lines else "crashed")
+            bugs[step.action.tool] = headline
 
 
 def paraphrase_keeps_slots(text: str, slots: dict) -> bool:

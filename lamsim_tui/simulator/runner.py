@@ -19,9 +19,9 @@ from typing import Any
 
 from lamsim_tui.names import nearest_names
 from lamsim_tui.packs import Pack
-from lamsim_tui.packs.sandbox import Sandbox, ToolError
+from lamsim_tui.packs.sandbox import RowChangedInPlace, Sandbox, ToolError
 from lamsim_tui.simulator.actions import ToolCall
-from lamsim_tui.simulator.arguments import check_object
+from lamsim_tui.simulator.arguments import ArgumentCheck, argument_check
 from lamsim_tui.simulator.feedback import Finding, enabled, finding
 
 
@@ -65,11 +65,24 @@ def _invoke(job: _Job, func, sb: Sandbox, args: dict) -> tuple[str, Any]:
         return "error", str(exc) or type(exc).__name__
     except _ToolTimeout:
         return "timeout", None
+    except RowChangedInPlace as exc:
+        return "in-place", in_place_report(exc)
     except Exception as exc:  # any other exception is a bug in the pack's tool
         return "crash", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
     finally:
         with job.lock:
             job.done = True
+
+
+def in_place_report(exc: RowChangedInPlace) -> tuple[str, str]:
+    """(where: the tool's file:line that changed a row in place, the traceback) for the operator."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if not f.filename.endswith(("sandbox.py", "runner.py"))]
+    frame = own[-1] if own else (frames[-1] if frames else None)
+    where = f"{frame.filename}:{frame.lineno}" if frame else "?"
+    code = f" ({frame.line.strip()})" if frame is not None and frame.line else ""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+    return f"{where}{code}", text
 
 
 @dataclass
@@ -79,6 +92,8 @@ class CallOutcome:
     ok: bool = False
     result: Any = None
     crash: str | None = None  # traceback for the operator when the tool itself failed
+    error_detail: str | None = None  # a domain error's own message (ToolError text)
+    wrote: bool = False  # the call wrote to the sandbox
 
 
 def render_result(result: Any, limit: int) -> str:
@@ -98,6 +113,13 @@ def render_findings(findings: Iterable[Finding]) -> str:
     return "\n".join(f"{'Error' if f.severity == 'error' else 'Note'}: {f.message}" for f in findings)
 
 
+def domain_error(tool: str, detail: str, style: str) -> Finding:
+    """The `exec.error` finding of a tool's domain error, worded as the pack chose (`error_style`)."""
+    if style == "plain":
+        return Finding("exec.error", "warning", detail)
+    return finding("exec.error", tool=tool, detail=detail)
+
+
 class ToolRunner:
     def __init__(self, pack: Pack, *, timeout: float = 5.0, disabled: Iterable[str] = (),
                  observation_chars: int = 4000):
@@ -105,6 +127,8 @@ class ToolRunner:
         self.timeout = timeout
         self.disabled = tuple(disabled)
         self.observation_chars = observation_chars
+        self.error_style = getattr(pack, "error_style", "tool")
+        self._checks: dict[str, ArgumentCheck] = {}  # compiled once per tool
 
     def precheck(self, call: ToolCall) -> list[Finding]:
         spec = self.pack.tools.get(call.tool)
@@ -113,7 +137,10 @@ class ToolRunner:
             suggestion = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             return [finding("tool.unknown", tool=call.tool, suggestion=suggestion,
                             available=", ".join(self.pack.tools))]
-        problem = check_object(spec.name, spec.parameters, call.arguments)
+        check = self._checks.get(spec.name)
+        if check is None or check.schema is not spec.parameters:
+            check = self._checks[spec.name] = argument_check(spec.name, spec.parameters)
+        problem = check.check(call.arguments)
         if problem is not None and enabled(problem.code, self.disabled):
             return [problem]
         return []
@@ -122,16 +149,28 @@ class ToolRunner:
         if status == "ok":
             return CallOutcome(executed=True, ok=True, result=value)
         if status == "error":
-            return CallOutcome(executed=True, findings=[finding("exec.error", tool=call.tool, detail=value)])
+            return CallOutcome(executed=True, error_detail=value,
+                               findings=[domain_error(call.tool, value, self.error_style)])
         if status == "timeout":
             return CallOutcome(executed=True, findings=[finding("exec.timeout", tool=call.tool, seconds=self.timeout)])
+        if status == "in-place":
+            where, text = value
+            value = (f"tool {call.tool!r} changed a sandbox row in place at {where}: a bug in the pack; the seed "
+                     f"is unharmed and the call failed.\n{text}")
         return CallOutcome(executed=True, crash=value, findings=[finding("exec.crash", tool=call.tool)])
+
+    def render(self, findings: Iterable[Finding]) -> str:
+        """Findings as the agent reads them (a pack with `error_style: plain` shows domain errors as `Error: ...`)."""
+        if self.error_style != "plain":
+            return render_findings(findings)
+        return "\n".join(f"Error: {f.message}" if f.code == "exec.error" else render_findings((f,)) for f in findings)
 
     def execute_sync(self, sb: Sandbox, call: ToolCall) -> CallOutcome:
         """Check and run one call, blocking (task generation, replay, `lamsim check`)."""
         pre = self.precheck(call)
         if pre:
             return CallOutcome(findings=pre)
+        writes = sb.writes
         job = _Job()
         future = _pool().submit(_invoke, job, self.pack.tools[call.tool].func, sb, call.arguments)
         try:
@@ -139,7 +178,9 @@ class ToolRunner:
         except FutureTimeout:
             job.stop()
             status, value = "timeout", None
-        return self._outcome(call, status, value)
+        outcome = self._outcome(call, status, value)
+        outcome.wrote = sb.writes != writes
+        return outcome
 
     async def execute(self, sb: Sandbox, call: ToolCall, *, prechecked: bool = False) -> CallOutcome:
         """Run one call from the engine's event loop without blocking it."""
@@ -147,6 +188,7 @@ class ToolRunner:
             pre = self.precheck(call)
             if pre:
                 return CallOutcome(findings=pre)
+        writes = sb.writes
         job = _Job()
         future = _pool().submit(_invoke, job, self.pack.tools[call.tool].func, sb, call.arguments)
         try:
@@ -154,7 +196,9 @@ class ToolRunner:
         except TimeoutError:
             job.stop()
             status, value = "timeout", None
-        return self._outcome(call, status, value)
+        outcome = self._outcome(call, status, value)
+        outcome.wrote = sb.writes != writes
+        return outcome
 
     def observation(self, outcome: CallOutcome, extra: Iterable[Finding] = ()) -> str:
         parts = []
@@ -162,5 +206,5 @@ class ToolRunner:
             parts.append(render_result(outcome.result, self.observation_chars))
         shown = [*outcome.findings, *extra]
         if shown:
-            parts.append(render_findings(shown))
+            parts.append(self.render(shown))
         return "\n".join(parts)

@@ -815,6 +815,8 @@ class Listing:
     live_seqs: tuple[int, ...]  # decisions that stand (can be undone)
     signature: str  # action_signature of its steps
     demonstrations: int = 0  # how many demonstrations its agent was shown
+    decision_tags: tuple[str, ...] = ()  # reason tags of the decision that stands (the latest not undone)
+    decision_note: str | None = None  # its note
 
     @classmethod
     def of(cls, doc: dict, number: int = 0) -> Listing:
@@ -829,6 +831,8 @@ class Listing:
             for code in codes:
                 findings[code] = findings.get(code, 0) + 1
         live_edits = [e for e in history if e.get("action") == "edit" and not e.get("undone_by")]
+        standing = [e for e in history if e.get("action") != "undo" and not e.get("undone_by")]
+        decision = standing[-1] if standing else {}
         tokens, usage = _usage(steps)
         timing = doc.get("timing") or {}
         return cls(
@@ -861,6 +865,8 @@ class Listing:
             live_seqs=tuple(e["seq"] for e in history if e.get("action") != "undo" and not e.get("undone_by")),
             signature=action_signature(steps),
             demonstrations=_demonstration_count(doc.get("demonstrations")),
+            decision_tags=tuple(decision.get("tags") or ()),
+            decision_note=decision.get("note"),
         )
 
     @property

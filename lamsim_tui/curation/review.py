@@ -4,7 +4,8 @@ Statuses: `pending` (passed the filters), `filtered` (failed them; kept to rescu
 `accepted`, `discarded`. Every decision appends an audit entry to the record's `review.history`:
 what, when, who (OS user), note, reason tags, and the fields it replaced, so `undo` can put them
 back. Decisions are numbered across the store; `undo` reverts the latest one not yet undone and
-can be repeated. One decision is one durable write of one record.
+can be repeated. One decision is one durable write: of one record, or of all the records of a
+bulk decision (`accept_many`, `discard_many`), which share one number and are undone together.
 
 An edit is never trusted as typed: the edited actions are replayed in a fresh sandbox
 (`simulator.replay`), so observations come from the tools, feedback is re-run and the judge scores
@@ -101,10 +102,14 @@ def _decide(
     review_changes: dict | None = None,
     forced: bool = False,
     replay_problems: list[str] | None = None,
+    seq: int | None = None,
 ) -> Trajectory:
-    """One decision: the changed fields and the audit entry saying what they were, in one durable write."""
+    """One decision: the changed fields and the audit entry saying what they were, in one durable write.
+
+    ``seq`` is given for each record of a bulk decision (they share one number); by default, the next.
+    """
     ledger = _ledger(store)
-    seq = ledger.seq + 1
+    seq = ledger.seq + 1 if seq is None else seq
     fields = dict(fields or {})
     fields["status"] = to_status
     stored = record.to_dict()
@@ -164,35 +169,104 @@ def discard(
 
 
 def undo(store: Store, *, user: str | None = None) -> tuple[Trajectory, ReviewEntry]:
-    """Revert the latest decision not yet undone. Returns (record after, the decision undone)."""
+    """Revert the latest decision not yet undone. Returns (record after, the decision undone).
+
+    A bulk decision (`accept_many`, `discard_many`) is one decision: undo reverts all of it.
+    """
+    records, undone = undo_last(store, user=user)
+    return records[0], undone
+
+
+def undo_last(store: Store, *, user: str | None = None) -> tuple[list[Trajectory], ReviewEntry]:
+    """As `undo`, with every record the decision changed (several after a bulk decision)."""
     _writable(store)
     with store.lock:
         return _undo(store, user)
 
 
-def _undo(store: Store, user: str | None) -> tuple[Trajectory, ReviewEntry]:
+def _undo(store: Store, user: str | None) -> tuple[list[Trajectory], ReviewEntry]:
     ledger = _ledger(store)
     if not ledger.undoable:
         raise ReviewError("nothing to undo: no review decision in this store")
-    seq, record_id = ledger.undoable[-1]
-    record = store.get(record_id)
-    review = record.review or Review()
-    index = next(i for i, e in enumerate(review.history) if e.seq == seq)
-    undone = review.history[index]
+    seq = ledger.undoable[-1][0]
+    record_ids = [record_id for s, record_id in ledger.undoable if s == seq]
     new_seq = ledger.seq + 1
-    history = list(review.history)
-    history[index] = dataclasses.replace(undone, undone_by=new_seq)
-    restored = dict(undone.prior_review or {})  # review fields as they were (None: absent)
-    prior = dict(undone.prior or {})
-    history.append(ReviewEntry(seq=new_seq, action="undo", at=utc_now("seconds"), user=user or current_user(),
-                               note=None, tags=(), from_status=record.status, to_status=prior.get("status"),
-                               undoes=seq))
-    fields = dict(prior)
-    fields["review"] = dataclasses.replace(review, **restored, history=tuple(history))
-    updated = store.update(record_id, fields)
+    updated: list[Trajectory] = []
+    first: ReviewEntry | None = None
+    with store.batch():  # one durable write, however many records the decision changed
+        for record_id in record_ids:
+            record = store.get(record_id)
+            review = record.review or Review()
+            index = next(i for i, e in enumerate(review.history) if e.seq == seq)
+            undone = review.history[index]
+            first = first or undone
+            history = list(review.history)
+            history[index] = dataclasses.replace(undone, undone_by=new_seq)
+            restored = dict(undone.prior_review or {})  # review fields as they were (None: absent)
+            prior = dict(undone.prior or {})
+            history.append(ReviewEntry(seq=new_seq, action="undo", at=utc_now("seconds"),
+                                       user=user or current_user(), note=None, tags=(), from_status=record.status,
+                                       to_status=prior.get("status"), undoes=seq))
+            fields = dict(prior)
+            fields["review"] = dataclasses.replace(review, **restored, history=tuple(history))
+            updated.append(store.update(record_id, fields))
     ledger.seq = new_seq
-    ledger.undoable.pop()
-    return updated, undone
+    ledger.undoable = [item for item in ledger.undoable if item[0] != seq]
+    return updated, first
+
+
+# ----- bulk decisions --------------------------------------------------------------------------------
+
+
+def accept_many(
+    store: Store,
+    record_ids: Iterable[str],
+    *,
+    note: str | None = None,
+    tags: str | Iterable[str] | None = None,
+    user: str | None = None,
+) -> list[Trajectory]:
+    """Accept several trajectories as ONE decision: one number, one durable write, one undo.
+
+    Those already accepted are left as they are (not counted). Returns the records accepted.
+    """
+    return _decide_many(store, record_ids, "accept", "accepted", note=note, tags=_tags(tags), user=user)
+
+
+def discard_many(
+    store: Store,
+    record_ids: Iterable[str],
+    *,
+    reason: str | Iterable[str] | None = None,
+    note: str | None = None,
+    user: str | None = None,
+) -> list[Trajectory]:
+    """Discard several trajectories as ONE decision (see `accept_many`)."""
+    return _decide_many(store, record_ids, "discard", "discarded", note=note, tags=_tags(reason), user=user)
+
+
+def _decide_many(store: Store, record_ids: Iterable[str], action: str, to_status: str, *, note: str | None,
+                 tags: list[str], user: str | None) -> list[Trajectory]:
+    _writable(store)
+    wanted = list(dict.fromkeys(record_ids))
+    updated: list[Trajectory] = []
+    with store.lock:
+        ledger = _ledger(store)
+        seq = ledger.seq + 1
+        try:
+            with store.batch():
+                for record_id in wanted:
+                    record = store.get(record_id)
+                    if record.status == to_status:
+                        continue
+                    updated.append(_decide(store, record, action, to_status, note=note, tags=tags, user=user,
+                                           seq=seq))
+        except BaseException:
+            # Nothing was written: the ledger forgets the decision it was building.
+            ledger.undoable = [item for item in ledger.undoable if item[0] != seq]
+            ledger.seq = seq - 1
+            raise
+    return updated
 
 
 def history(store: Store) -> list[tuple[str, ReviewEntry]]:

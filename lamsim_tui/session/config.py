@@ -170,6 +170,14 @@ class DemonstrationSettings:
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    """How the operator reviews in the app (left out of the records: it says nothing about a trajectory)."""
+
+    reasons: list[str] = field(default_factory=list, metadata=_doc(
+        "discard reasons offered on keys 1-9 in the app (before the ones used lately), e.g. `[wrong-answer, loop]`"))
+
+
+@dataclass(frozen=True)
 class Session:
     pack: str = field(metadata=_doc("tool pack: a folder name under `tools/`, or a path", nonempty=True))
     name: str | None = field(default=None, metadata=_doc("defaults to the file name"))
@@ -190,6 +198,7 @@ class Session:
     policy: str | None = field(default=None, metadata=_doc(
         "a policy document (file relative to this session file) added to the agent's system prompt instead of "
         "the pack's `policy`; `none`: no policy"))
+    review: ReviewSettings = field(default_factory=ReviewSettings)
 
     # Where the session came from: set by load_session, never read from YAML (`internal`).
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
@@ -226,6 +235,7 @@ class Session:
         data = dataclasses.asdict(self)
         data.pop("source", None)
         data.pop("root", None)
+        data.pop("review", None)  # how the operator works, not how the trajectory was made
         data["name"] = self.session_name
         data["path"] = str(self.source) if self.source else None
         if not self.demonstrations.count:  # off: records stay as they were before the setting existed

@@ -146,7 +146,7 @@ def _load_object(candidate: str) -> tuple[Any, str | None]:
     try:
         return _jsonable(json.loads(candidate, strict=False, parse_constant=_reject_constant)), None
     except json.JSONDecodeError as exc:
-        json_error = f"invalid JSON ({exc.msg} at character {exc.pos})"
+        json_error = f"invalid JSON ({exc.msg.removesuffix(' at')} at character {exc.pos})"  # not "starting at at"
     except RecursionError:
         return None, "JSON nested too deeply"
     except ValueError as exc:  # NaN/Infinity, or an integer with thousands of digits

@@ -17,7 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lamsim_tui.agents.base import AgentFactory
-from lamsim_tui.events import EpisodeFinished, EpisodeStarted, Event, Progress, SessionFinished, SessionPaused
+from lamsim_tui.events import (
+    EpisodeCancelled,
+    EpisodeFinished,
+    EpisodeStarted,
+    EpisodeStored,
+    Event,
+    Progress,
+    SessionFinished,
+    SessionPaused,
+)
 from lamsim_tui.packs import Pack
 from lamsim_tui.record import Demonstrations, EpisodeInfo, PackInfo, SessionInfo, Task, Trajectory, utc_now
 from lamsim_tui.session.config import Session
@@ -171,6 +180,9 @@ class Engine:
                     episode = await run_episode(pack=self.pack, runner=self.runner, task=task, agent=agent,
                                                 settings=self.settings, episode_id=episode_id, seed=seed,
                                                 emit=self.on_event, gate=self._gate, demonstrations=demonstrations)
+                except asyncio.CancelledError:
+                    self.on_event(EpisodeCancelled(episode_id, stored=False))
+                    raise
                 finally:
                     await agent.aclose()
                 record = self._finish(make_trajectory(
@@ -179,7 +191,9 @@ class Engine:
                     attempt=attempt, created_at=created, system_prompt=agent.system_prompt,
                     demonstrations=agent.demonstrations, policy=self.policy), kept)
                 if self.store is not None:
-                    pending_writes.append(loop.run_in_executor(self._writer, self.store.add, record))
+                    write = loop.run_in_executor(self._writer, self._store_durably, record)
+                    write.add_done_callback(self._stored)
+                    pending_writes.append(write)
                 self.on_event(EpisodeFinished(episode_id, record))
                 s = self.summary
                 self.on_event(Progress(done=s.episodes, total=total, succeeded=s.succeeded, kept=s.kept,
@@ -217,6 +231,17 @@ class Engine:
 
     def _demonstrations_for(self, task: Task) -> Selection | None:
         return self._demonstrations.for_task(task) if self._demonstrations is not None else None
+
+    # ----- the store --------------------------------------------------------------------------
+    def _store_durably(self, record: Trajectory) -> tuple[str, int]:
+        """Write the record (durable when `store.add` returns); its id and its place in the store."""
+        record_id = self.store.add(record)
+        return record_id, self.store.number(record_id)
+
+    def _stored(self, write: asyncio.Future) -> None:
+        if not write.cancelled() and write.exception() is None:
+            record_id, number = write.result()
+            self.on_event(EpisodeStored(record_id, number))
 
     async def _paraphrased(self, task: Task) -> Task:
         """Ask the agent's model for a paraphrase of the query (the method's diversity step).

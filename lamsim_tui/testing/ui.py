@@ -123,3 +123,30 @@ async def run_session(pilot, timeout: float = 30.0) -> None:
     await wait_for(pilot, lambda: app.run_state in ("finished", "failed", "idle") and app.engine is None,
                    timeout=timeout, what="the session to finish")
     await pilot.pause()
+
+
+def screen_text(app) -> str:
+    """What a user would read on the screen (the SVG screenshot's text, tags stripped)."""
+    return "\n".join(screen_lines(app))
+
+
+def screen_lines(app) -> list[str]:
+    """The screen's rows as text, top to bottom, each character in its column (from the SVG screenshot)."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    cell = 12.2  # the width of a character cell in Textual's SVG export
+    rows: dict[str, list[tuple[int, str]]] = {}
+    for match in re.finditer(r'<text class="[^"]*-r\d+" x="([\d.]+)" y="[\d.]+"[^>]*'
+                             r'clip-path="url\(#[^")]*-line-(\d+)\)">(.*?)</text>', svg, re.S):
+        column = round(float(match.group(1)) / cell) - 1
+        text = html.unescape(re.sub(r"<[^>]+>", "", match.group(3))).replace("\xa0", " ")
+        rows.setdefault(match.group(2), []).append((column, text))
+    lines = []
+    for key in sorted(rows, key=int):
+        line = ""
+        for column, text in sorted(rows[key]):
+            line = line.ljust(column) + text
+        lines.append(line.rstrip())
+    return lines

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -38,6 +38,7 @@ from lamsim_tui.ui.watchers import Watchers
 DRAIN_INTERVAL_S = 1 / 20  # engine events are folded into the panes at most this often
 SCRIPTED_STREAM_CPS = 400.0  # the scripted agent "types" at this rate in the app, so the panes can be followed
 RECENT_KEPT = 300  # finished records kept in memory while the store may still be writing them
+PACE_GAP_S = 300.0  # a longer pause between two decisions is a break, not time spent deciding
 
 
 def _screen(module: str, name: str) -> Callable[[], Screen]:
@@ -97,12 +98,15 @@ class LamsimApp(App[int]):
         self.drafts: dict[str, str] = {}  # edit text per trajectory: leaving the editor loses nothing typed
         self._last_problem: dict[str, str] = {}
         self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)  # (severity, title, message)
+        self.decisions: list[tuple[float, int]] = []  # (when, how many trajectories) of each review decision
+        self.last_acknowledged = ""
 
         # Signals the screens subscribe to.
         self.live_changed = Hub("live")  # Changes
         self.queue_changed = Hub("queue")  # QueueChanged
         self.state_changed = Hub("state")  # run state name
         self.session_changed = Hub("session")  # SessionReloaded
+        self.acknowledged = Hub("acknowledged")  # a routine confirmation, for the status line
 
         self._load_session_now()
         root = self.project_root
@@ -330,6 +334,7 @@ class LamsimApp(App[int]):
         except BaseException:
             self.engine = None
             self._drain()
+            self._run_over()
             if self.run_state != "stopping":
                 self.set_state("failed")
             else:
@@ -337,10 +342,19 @@ class LamsimApp(App[int]):
             raise
         self.engine = None
         self._drain()
+        self._run_over()
         note = ("stopped: " if summary.cancelled else "") + f"{summary.episodes} episodes, {summary.kept} kept"
         self.set_state("idle" if summary.cancelled else "finished", note)
         if summary.paused_reason:
             self.notify(summary.paused_reason, title="session stopped", severity="error", markup=False, timeout=15)
+
+    def _run_over(self) -> None:
+        """Episodes still shown as running when the run ends were cancelled with it."""
+        from lamsim_tui.ui.live import Changes
+
+        stopped = self.live.stop_all()
+        if stopped:
+            self.live_changed.publish(Changes(episodes=stopped, progress=True))
 
     def action_pause(self) -> None:
         engine = self.engine
@@ -364,6 +378,7 @@ class LamsimApp(App[int]):
             self.notify("nothing is running", markup=False)
 
     def _drain(self) -> None:
+        self.rescue_focus()  # the footer shows the keys of the focused widget: keep it one that exists
         inbox = self._inbox
         waiting = len(inbox)
         if self.engine is not None or waiting:
@@ -372,7 +387,7 @@ class LamsimApp(App[int]):
             return
         events = [inbox.popleft() for _ in range(waiting)]
         changes = self.live.apply(events)
-        if changes.finished:
+        if changes.finished or changes.stored:
             added = []
             for record in changes.finished:
                 self._recent[record.id] = record
@@ -381,8 +396,10 @@ class LamsimApp(App[int]):
                     added.append(record.id)
             while len(self._recent) > RECENT_KEPT:
                 self._recent.pop(next(iter(self._recent)))
-            if added:
-                self.queue_changed.publish(QueueChanged(added=added))
+            numbered = [record_id for record_id, number in changes.stored.items()
+                        if self.queue.numbered(record_id, number) and record_id not in added]
+            if added or numbered:
+                self.queue_changed.publish(QueueChanged(added=added, updated=numbered))
         if changes.paused:
             self.set_state("paused", changes.paused)
             self.notify(changes.paused, title="session paused", severity="error", markup=False, timeout=15)
@@ -407,30 +424,71 @@ class LamsimApp(App[int]):
         """The store's trajectories with these statuses, in the order they were added."""
         return self.store.listings(tuple(statuses)) if self.store is not None else []
 
-    def undo_last_decision(self, *, select: bool = False) -> Trajectory | None:
-        """Undo the store's last review decision (both review screens bind `u` to this)."""
+    def undo_last_decision(self, *, select: bool = False) -> list[Trajectory]:
+        """Undo the store's last review decision, a bulk one whole (both review screens bind `u` to this)."""
         from lamsim_tui.curation import review
 
         if self.store is None:
-            return None
+            return []
         try:
-            record, undone = review.undo(self.store)
+            records, undone = review.undo_last(self.store)
         except LamsimError as exc:
             self.notify(str(exc), title="undo", severity="warning", markup=False)
-            return None
-        self.reviewed(record, select=record.id if select else None)
-        self.notify(f"undid {undone.action} of {record.id[:8]}: now {record.status}", markup=False, timeout=3)
-        return record
-
-    def reviewed(self, record: Trajectory, select: str | None = None) -> None:
-        """A decision (or undo) changed `record`: move it into or out of the queue."""
-        self._recent.pop(record.id, None)
-        if record.status in ("pending", "filtered"):
-            self.queue.put(self._listing(record))
-            self.queue_changed.publish(QueueChanged(added=[record.id], select=select))
+            return []
+        self.reviewed(*records, select=records[0].id if select else None, decision=False)
+        if len(records) == 1:
+            record = records[0]
+            what = f"#{self._number(record.id)} {record.id[:8]}"
         else:
-            self.queue.remove(record.id)
-            self.queue_changed.publish(QueueChanged(removed=[record.id], select=select))
+            what = f"{len(records)} trajectories"
+        self.acknowledge(f"undid {undone.action} of {what}: now {records[0].status} · u undoes the one before")
+        return records
+
+    def reviewed(self, *records: Trajectory, select: str | None = None, decision: bool = True) -> None:
+        """A decision (or undo) changed `records`: move them into or out of the queue."""
+        added, removed = [], []
+        for record in records:
+            self._recent.pop(record.id, None)
+            if record.status in ("pending", "filtered"):
+                self.queue.put(self._listing(record))
+                added.append(record.id)
+            else:
+                self.queue.remove(record.id)
+                removed.append(record.id)
+        if decision:
+            self.decisions.append((time.monotonic(), len(records)))
+        self.queue_changed.publish(QueueChanged(added=added, removed=removed, select=select))
+
+    def _number(self, record_id: str) -> int | str:
+        try:
+            return self.store.number(record_id) if self.store is not None else "…"
+        except LamsimError:
+            return "…"
+
+    def acknowledge(self, message: str) -> None:
+        """A routine confirmation ("accepted #12"): shown in the screen's status line, not as a toast over the
+        detail. Kept in `notices` like every message."""
+        self.notices.append(("information", "", message))
+        self.last_acknowledged = message
+        self.acknowledged.publish(message)
+
+    def review_pace(self) -> tuple[int, float | None]:
+        """(trajectories decided in this app session, median seconds per decision or None)."""
+        decided = sum(n for _, n in self.decisions)
+        times = [t for t, _ in self.decisions]
+        gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False) if b - a < PACE_GAP_S)
+        return decided, (gaps[len(gaps) // 2] if gaps else None)
+
+    def recent_reasons(self) -> list[str]:
+        """Discard reasons to offer on keys 1-9: the session's, then those used lately in this store."""
+        reasons = list(self.session.review.reasons) if self.session is not None else []
+        recent = sorted((listing for listing in self.listings(("discarded",)) if listing.decision_tags),
+                        key=lambda listing: -listing.last_seq)
+        for listing in recent:
+            tag = ", ".join(listing.decision_tags)
+            if tag not in reasons:
+                reasons.append(tag)
+        return reasons[:9]
 
     # ----- hot reload --------------------------------------------------------------------------
     def start_watchers(self) -> None:
@@ -516,6 +574,33 @@ class LamsimApp(App[int]):
                             ("stats", "Statistics")):
             if f"show('{mode}')" not in seen:
                 yield SystemCommand(f"Go to {label}", f"show the {label.lower()} screen", partial(self.action_show, mode))
+
+    # ----- focus -------------------------------------------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.rescue_focus()  # before the key is routed: a key sent to a removed widget is lost
+        await super().on_event(event)
+
+    def rescue_focus(self) -> None:
+        """Never leave the focus on a widget that was removed (its keys, and the app's, would go nowhere).
+
+        Textual moves the focus off a widget it removes, but it may move it to a sibling that is itself
+        on its way out. The focus then goes to the screen's usual widget (`AUTO_FOCUS`), or to the
+        screen itself, whose keys work with nothing focused.
+        """
+        try:
+            screen = self.screen
+        except Exception:  # no screen yet, or the app is closing
+            return
+        focused = screen.focused
+        if focused is None or focused.is_attached:
+            return
+        screen.set_focus(None)
+        if screen.AUTO_FOCUS:
+            for candidate in screen.query(screen.AUTO_FOCUS):
+                if candidate.focusable:
+                    screen.set_focus(candidate)
+                    break
 
     # ----- failures and notices ----------------------------------------------------------------
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lamsim_tui.events import (
+    EpisodeCancelled,
     EpisodeFinished,
     EpisodeStarted,
+    EpisodeStored,
     Event,
     FeedbackGiven,
     ObservationMade,
@@ -49,7 +51,6 @@ class StepLive:
 @dataclass
 class EpisodeLive:
     id: str
-    number: int
     task_id: str
     template: str
     query: str
@@ -63,6 +64,12 @@ class EpisodeLive:
     success: bool | None = None
     status: str | None = None
     end_reason: str | None = None
+    number: int = 0  # its place in the store (`store.number`) once it is durable there; 0 before
+    cancelled: bool = False  # the session was stopped while it ran
+
+    @property
+    def stored(self) -> bool:
+        return self.number > 0
 
     def step(self, index: int) -> StepLive:
         while len(self.steps) <= index:
@@ -80,6 +87,7 @@ class Changes:
     streamed: set[str] = field(default_factory=set)  # episodes whose streaming text changed
     started: list[str] = field(default_factory=list)
     finished: list[Trajectory] = field(default_factory=list)  # in order
+    stored: dict[str, int] = field(default_factory=dict)  # episode id -> its number in the store, now durable
     progress: bool = False
     paused: str | None = None
     summary: dict | None = None
@@ -99,7 +107,7 @@ class LiveState:
         self.completion_tokens = 0
         self.streamed_chars = 0
         self._rate: deque[tuple[float, int]] = deque()
-        self._count = 0
+        self.started_at = time.perf_counter()
 
     def reset(self) -> None:
         self.__init__()
@@ -124,9 +132,8 @@ class LiveState:
                 chars += len(event.text)
                 changes.streamed.add(episode.id)
             elif isinstance(event, EpisodeStarted):
-                self._count += 1
                 self.episodes[event.episode_id] = EpisodeLive(
-                    id=event.episode_id, number=self._count, task_id=event.task_id, template=event.template,
+                    id=event.episode_id, task_id=event.task_id, template=event.template,
                     query=event.query, attempt=event.attempt,
                     gold_calls=tuple(GoldCall.from_dict(c) for c in event.gold_calls), gold_answer=event.gold_answer)
                 self.order.append(event.episode_id)
@@ -170,6 +177,17 @@ class LiveState:
                     if isinstance(value, (int, float)):
                         self.completion_tokens += int(value)
                 changes.finished.append(record)
+            elif isinstance(event, EpisodeStored):
+                changes.stored[event.episode_id] = event.number
+                episode = self.episodes.get(event.episode_id)
+                if episode is not None:
+                    episode.number = event.number
+                    changes.episodes.add(episode.id)
+            elif isinstance(event, EpisodeCancelled):
+                episode = self.episodes.get(event.episode_id)
+                if episode is not None and not episode.finished:
+                    self._cancel(episode)
+                    changes.episodes.add(episode.id)
             elif isinstance(event, Progress):
                 self.progress = event
                 self.findings = dict(event.findings)
@@ -185,6 +203,23 @@ class LiveState:
             self._rate.append((now, chars))
         self._forget_old()
         return changes
+
+    def _cancel(self, episode: EpisodeLive) -> None:
+        episode.finished = True
+        episode.cancelled = True
+        episode.stream = []
+        episode.status = "cancelled"
+        episode.end_reason = "cancelled"
+
+    def stop_all(self) -> set[str]:
+        """The run is over: an episode still shown as running was cancelled (the engine may not have said so)."""
+        stopped = set()
+        for episode in self.episodes.values():
+            if not episode.finished:
+                self._cancel(episode)
+                stopped.add(episode.id)
+        self._rate.clear()
+        return stopped
 
     def _forget_old(self) -> None:
         finished = [eid for eid in self.order if self.episodes[eid].finished]

@@ -13,6 +13,7 @@ class QueueChanged(Message):
 
     added: list[str] = field(default_factory=list)  # ids, now in `app.queue`
     removed: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)  # still queued, but what a row shows changed (its number)
     select: str | None = None
 
 

@@ -8,6 +8,7 @@ when a text filter has to search it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -30,7 +31,11 @@ def search_text(record: Trajectory) -> str:
 
 @dataclass(eq=False)
 class Row:
-    """One trajectory in a list: its summary and its place in the list (1, 2, ... as shown)."""
+    """One trajectory in a list: its summary and the order it joined the list in.
+
+    What the operator sees as its number is `listing.number`, its place in the store: the same in
+    the live pane, the queue and the store browser, and across restarts, undo and filters.
+    """
 
     listing: Listing
     seq: int
@@ -44,15 +49,50 @@ class Row:
     def status(self) -> str:
         return self.listing.status
 
+    @property
+    def number(self) -> int:
+        return self.listing.number
+
+
+QUERY_KEYS = ("status", "template", "code")
+
 
 @dataclass(frozen=True)
 class RowFilter:
-    """What the operator narrowed the list to: status, template, feedback code, free text."""
+    """What the operator narrowed the list to: status, template, feedback code, free text.
+
+    `RowFilter.parse` reads the same from one line, as typed in the `/` box:
+    ``code:loop.repeat template:case_status status:filtered some words``.
+    """
 
     status: str | None = None
     template: str | None = None
     code: str | None = None
     text: str = ""
+
+    @classmethod
+    def parse(cls, line: str, base: RowFilter | None = None) -> RowFilter:
+        """`key:value` words set those fields (an empty value clears one); the other words are the text."""
+        fields: dict[str, str | None] = {}
+        words = []
+        for word in line.split():
+            key, sep, value = word.partition(":")
+            key = key.lower()
+            if sep and key in QUERY_KEYS:
+                fields[key] = value or None
+            elif sep and key in ("s", "t", "c"):  # short forms
+                fields[{"s": "status", "t": "template", "c": "code"}[key]] = value or None
+            else:
+                words.append(word)
+        merged = dataclasses.replace(base, **fields) if base is not None else cls(**fields)
+        return dataclasses.replace(merged, text=" ".join(words))
+
+    def query(self) -> str:
+        """The filter as one line that `parse` reads back."""
+        parts = [f"{key}:{getattr(self, key)}" for key in QUERY_KEYS if getattr(self, key)]
+        if self.text.strip():
+            parts.append(self.text.strip())
+        return " ".join(parts)
 
     @property
     def active(self) -> bool:
@@ -62,7 +102,7 @@ class RowFilter:
         """Whether the trajectory is listed; ``text`` gives its search text (asked only for a text filter)."""
         if self.status and listing.status != self.status:
             return False
-        if self.template and listing.template != self.template:
+        if self.template and listing.template != self.template and not listing.template.startswith(self.template):
             return False
         if self.code and not any(c == self.code or c.startswith(self.code + ".") for c in listing.findings):
             return False
@@ -108,6 +148,14 @@ class TrajectoryRows:
         self._rows[listing.id] = row
         return row
 
+    def numbered(self, record_id: str, number: int) -> bool:
+        """The record is now durable as store number `number`; whether what its row shows changed."""
+        row = self._rows.get(record_id)
+        if row is None or row.listing.number == number:
+            return False
+        row.listing = dataclasses.replace(row.listing, number=number)
+        return True
+
     def remove(self, record_id: str) -> bool:
         return self._rows.pop(record_id, None) is not None
 
@@ -128,7 +176,9 @@ class TrajectoryRows:
 
     # ----- order and filter --------------------------------------------------------------------
     def sort_key(self, row: Row) -> tuple:
-        return (row.status != "pending", row.seq) if self.pending_first else (row.seq,)
+        # Store order; a record the store has not numbered yet (still being written) goes last.
+        place = (row.number or float("inf"), row.seq)
+        return (row.status != "pending", *place) if self.pending_first else place
 
     def ordered(self) -> list[Row]:
         return sorted(self._rows.values(), key=self.sort_key)

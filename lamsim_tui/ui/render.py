@@ -89,10 +89,27 @@ def action_lines(doc: Doc, action: Action | None, raw: str) -> None:
     doc.label("").indented(pretty_json(action.arguments), "$text-secondary")
 
 
-def step_content(step: Step | StepLive, *, expanded: bool = False, title_suffix: str = "", width: int = 0) -> Content:
-    """A stored step, or a live one (whose observation is None until it is observed)."""
+def without_findings(observation: str, feedback: Iterable) -> str:
+    """The observation less the feedback lines it ends with (`Error: <message>`, as `runner.render_findings`
+    writes them): the feedback is shown once, under its code, not twice."""
+    told = {f"{'Error' if f.severity == 'error' else 'Note'}: {f.message}" for f in feedback}
+    if not told:
+        return observation
+    return "\n".join(line for line in observation.split("\n") if line not in told)
+
+
+def step_content(step: Step | StepLive, *, expanded: bool = False, title_suffix: str = "", width: int = 0,
+                 changes_state: bool = False) -> Content:
+    """A stored step, or a live one (whose observation is None until it is observed).
+
+    ``changes_state``: the step called a tool that changes the sandbox (marked: those are the calls
+    that decide a trajectory's worth).
+    """
     doc = Doc(width)
     doc.add(f"step {step.index + 1}", "bold $primary")
+    if changes_state:
+        ran = step.executed and not any(f.severity == "error" for f in step.feedback)
+        doc.add("  ◆ changes state" if ran else "  ◇ state-changing call, not run", "bold $warning")
     if title_suffix:
         doc.add(f"  {title_suffix}", "$text-muted")
     doc.line()
@@ -102,7 +119,9 @@ def step_content(step: Step | StepLive, *, expanded: bool = False, title_suffix:
     observation = step.observation
     if observation is None:
         doc.label("observation").line("…", "$text-muted")
-    elif observation != "":
+    else:
+        observation = without_findings(observation, step.feedback)
+    if observation:
         limit, lines = OBSERVATION_LONG if expanded else OBSERVATION_SHORT
         text, hidden = clip(observation, limit, lines)
         doc.label("observation" if step.executed else "told agent").indented(text)
@@ -121,10 +140,10 @@ STREAM_LINES = 4
 
 
 def stream_content(text: str, width: int = 80, lines: int = STREAM_LINES) -> Content:
-    """The last few lines of text being generated, cut to fit a fixed-height area."""
+    """The last few lines of text being generated, wrapped at spaces and cut to fit a fixed-height area."""
     rows: list[str] = []
     for line in literal(text).split("\n"):
-        rows.extend(line[i:i + width] for i in range(0, max(len(line), 1), width))
+        rows.extend(_hard_wrap(line, max(width - 1, 1)))  # one cell stays free for the cursor
     label = "generating… "
     if len(rows) <= lines and len(rows[0]) + len(label) <= width:
         rows[0] = "\0" + rows[0]
@@ -177,17 +196,125 @@ def _tick(value: Any) -> str:
     return "✓" if value is True else "✗" if value is False else "–"
 
 
-def record_content(record: Trajectory, *, expanded: bool = False, width: int = 0) -> Content:
+def state_changing(record: Trajectory, pack: Any = None) -> set[int]:
+    """Indexes of the steps that called a tool which changes the sandbox (`changes_state` on the pack's
+    tool). Without the pack at hand nothing is marked; the state diff still shows what changed."""
+    tools = getattr(pack, "tools", None) or {}
+    out = set()
+    for step in record.steps:
+        action = step.action
+        if isinstance(action, Finish) or action is None:
+            continue
+        spec = tools.get(action.tool)
+        if spec is not None and getattr(spec, "changes_state", False):
+            out.add(step.index)
+    return out
+
+
+def state_lines(doc: Doc, record: Trajectory) -> None:
+    """The final state against the gold state (the judge's comparison): what changed that should not have,
+    what should have changed and did not, and what changed differently."""
+    from lamsim_tui.simulator.judge import project_state, states_match
+
+    task = record.task
+    final = record.final_state or {}
+    if not task.judge_state:
+        changed = sum(len(rows) for rows in final.values())
+        doc.label("state").line("not judged (the task changes nothing)" + (
+            f" — but {changed} row(s) changed" if changed else ""), "$severity-warning" if changed else "$text-muted")
+        if changed:
+            for table, rows in final.items():
+                for key in rows:
+                    doc.label("").line(f"{table} {key}: changed, but the task did not require it", "$severity-warning")
+        return
+    ok, reasons = states_match(final, task.gold_state, task.state_fields)
+    if ok:
+        doc.label("state").line("✓ matches the gold state", "$verdict-success")
+        return
+    doc.label("state").line("✗ differs from the gold state", "bold $verdict-failure")
+    got, want = project_state(final, task.state_fields), project_state(task.gold_state, task.state_fields)
+    groups = (("changed, should not have", "changed, but the task did not require it"),
+              ("should have changed, did not", "expected a change that was not made"),
+              ("changed differently", "differ from the gold state"))
+    for title, marker in groups:
+        picked = [r for r in reasons if marker in r]
+        if not picked:
+            continue
+        doc.label("").line(title, "$severity-error")
+        for reason in picked:
+            table, _, rest = reason.partition(" ")
+            key = rest.split(":", 1)[0]
+            doc.label("").add(f"  {table} {key}", "bold")
+            a, b = got.get(table, {}).get(key), want.get(table, {}).get(key)
+            if isinstance(a, dict) and isinstance(b, dict):
+                diff = [f for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
+                doc.line("  " + ", ".join(f"{f} {_short(a.get(f))} (gold {_short(b.get(f))})" for f in diff))
+            elif b is None and a is not None and marker.startswith("changed"):
+                doc.line("  " + ", ".join(f"{f} {_short(v)}" for f, v in a.items())[:200])
+            else:
+                doc.line()
+
+
+def _short(value: Any) -> str:
+    return pretty_json(value).replace("\n", " ")[:40]
+
+
+def review_lines(doc: Doc, record: Trajectory) -> None:
+    """The decisions that stand: discard reason, note, edited, forced."""
+    review = record.review
+    if review is None or not review.history:
+        return
+    standing = [e for e in review.history if e.live]
+    entry = standing[-1] if standing else None
+    if entry is not None:
+        doc.label("review").add(f"{entry.action} by {entry.user} at {entry.at}", "$text-muted")
+        if entry.forced:
+            doc.add("  forced", "bold $severity-warning")
+        doc.line()
+        if entry.tags:
+            doc.label("reason" if entry.action == "discard" else "tags").line(", ".join(entry.tags))
+        if entry.note:
+            doc.label("note").indented(entry.note)
+    if review.edited:
+        doc.label("edited").line(f"{review.edits or 1} edit(s)" + ("; the latest forced" if review.forced else "")
+                                 + " · the original is kept beside it", "$text-muted")
+    undone = sum(1 for e in review.history if e.undone_by)
+    if undone:
+        doc.label("").line(f"{undone} earlier decision(s) undone", "$text-muted")
+
+
+def record_content(record: Trajectory, *, expanded: bool = False, width: int = 0, number: int = 0,
+                   pack: Any = None) -> Content:
+    """A trajectory for review: what decides its worth first (verdict, the state against the gold state,
+    the calls that changed the sandbox), then every step in order."""
     task = record.task
     doc = Doc(width)
-    doc.label("id").add(record.id[:12], "bold").add(f"   status {record.status or '(replayed)'}", "$text-muted")
+    if number:
+        doc.label("number").add(f"#{number}", "bold").add(f"   id {record.id[:12]}", "$text-muted")
+    else:
+        doc.label("id").add(record.id[:12], "bold")
+    doc.add(f"   status {record.status or '(replayed)'}", "$text-muted")
     doc.add(f"   ended {record.end_reason}", "$text-muted").line()
     doc.label("template").line(task.template, "bold")
     doc.label("query").indented(task.query)
     doc.label("gold answer").line(pretty_json(task.gold_answer).replace("\n", " "), "$text-muted")
     verdict_lines(doc, record)
+    review_lines(doc, record)
+    state_lines(doc, record)
+    changing = state_changing(record, pack)
+    for index in sorted(changing):
+        step = record.steps[index]
+        ran = step.executed and not step.has_error
+        doc.label("changed" if index == min(changing) else "").add(f"step {index + 1} ", "bold $warning")
+        doc.add(f"{step.action.tool}", "$accent").add(" ")
+        doc.add(pretty_json(step.action.arguments).replace("\n", " ").replace("  ", ""), "$text-secondary")
+        doc.line("" if ran else "  (refused: not run)", "$text-muted")
+    unparsed = [s.index + 1 for s in record.steps if s.action is None]
+    if unparsed:
+        doc.label("unparsed").line("step " + ", ".join(map(str, unparsed)) + ": no action could be read "
+                                   "(the editor leaves these out; the raw reply is below)", "$severity-warning")
     doc.line()
     parts = [doc.content()]
     for step in record.steps:
-        parts.append(step_content(step, expanded=expanded, width=width))
+        parts.append(step_content(step, expanded=expanded, width=width, changes_state=step.index in changing))
     return Content("\n\n").join(parts)

@@ -5,6 +5,7 @@ it stays in the editor, and in the app's drafts when the operator leaves."""
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -60,6 +61,12 @@ class EditScreen(Screen[Trajectory | None]):
         doc.add("editing ", "$text-muted").add(self.record_id[:12], "bold").add("  ")
         doc.add(task.template, "bold $accent").add("   ")
         doc.add(task.query)
+        unparsed = self.unparsed_steps()
+        if unparsed:
+            doc.add("\n")
+            doc.add(f"step {', '.join(map(str, unparsed))} could not be parsed (no action was read from the reply) "
+                    "and {} not in the editor: the raw reply is in the preview.".format(
+                        "is" if len(unparsed) == 1 else "are"), "$severity-warning")
         yield Static(doc.content(), id="edit-head")
         with Horizontal(id="edit-body"):
             text = self.app.drafts.get(self.record_id) or self.original_text()
@@ -76,12 +83,27 @@ class EditScreen(Screen[Trajectory | None]):
         yield Static(id="edit-status")
         yield Footer()
 
+    def unparsed_steps(self) -> list[int]:
+        """Steps (1-based) whose reply gave no action: `review.editable` leaves them out."""
+        return [step.index + 1 for step in self.record.steps if step.action is None]
+
     def on_mount(self) -> None:
         self.query_one("#editor").border_title = "Edit (JSON) · thoughts, tools, arguments, final_answer"
         self.query_one("#preview").border_title = "Replay preview"
-        self.query_one("#preview-body", Wrapped).show_with(lambda width: Content.styled(
+        intro = Content.styled(
             "ctrl+s replays the edit in a fresh sandbox and shows the recomputed observations, feedback and "
-            "verdict here. Observations are never typed: they come from the tools.", "$text-muted"))
+            "verdict here. Observations are never typed: they come from the tools.", "$text-muted")
+        unparsed = [step for step in self.record.steps if step.action is None]
+        if unparsed:
+            doc = Doc()
+            doc.line("Left out of the editor (no action could be read from these replies):", "bold $severity-warning")
+            for step in unparsed:
+                doc.label(f"step {step.index + 1}").indented(step.raw or "(empty reply)", "$stream-text")
+            left_out = doc.content()
+            self.query_one("#preview-body", Wrapped).show_with(
+                lambda width: Content("\n").join([intro, Content(""), left_out]))
+        else:
+            self.query_one("#preview-body", Wrapped).show_with(lambda width: intro)
         self._status("Edit, then ctrl+s to replay; ctrl+y saves (accepts) a replay that holds up.", "$text-muted")
         self.query_one("#editor", TextArea).focus()
 
@@ -130,7 +152,38 @@ class EditScreen(Screen[Trajectory | None]):
         problems, codes = review.replay_problems(replayed)
         self.preview, self.preview_text = replayed, text
         self.problems, self.codes = problems, codes
+        if self.text == text:  # not typed over while it replayed
+            self._refresh_observations(edited, replayed)
         self._show_preview()
+
+    def _refresh_observations(self, edited: dict, replayed: Trajectory) -> None:
+        """Put what the replay observed into the editor's (read-only) observation and feedback fields, so
+        the text never shows observations of a version that is gone. The edit itself is unchanged."""
+        steps = edited.get("steps")
+        if not isinstance(steps, list):
+            return
+        done = [step for step in replayed.steps if step.action is not None]
+        for i, step in enumerate(steps):
+            if not isinstance(step, dict):
+                continue
+            if i < len(done):
+                step["observation"] = done[i].observation
+                if done[i].feedback:
+                    step["feedback"] = done[i].codes
+                else:
+                    step.pop("feedback", None)
+            else:
+                step["observation"] = "(not reached in the replay)"
+                step.pop("feedback", None)
+        text = json.dumps(edited, indent=2, ensure_ascii=False) + "\n"
+        if text == self.text:
+            return
+        area = self.query_one("#editor", TextArea)
+        cursor = area.cursor_location
+        self.preview_text = text  # the same edit: what was replayed is still what is shown
+        area.load_text(text)
+        area.move_cursor((min(cursor[0], area.document.line_count - 1), cursor[1]))
+        self.app.drafts[self.record_id] = text
 
     def _show_preview(self) -> None:
         replayed = self.preview

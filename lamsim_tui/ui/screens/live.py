@@ -3,12 +3,15 @@ the Task, Agent and Feedback panes of the episode being followed."""
 
 from __future__ import annotations
 
+import time
+
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, OptionList, ProgressBar, Static
+from textual.widgets import Button, Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from lamsim_tui.ui.live import Changes, EpisodeLive
@@ -17,6 +20,8 @@ from lamsim_tui.ui.text import code_style, severity_style
 from lamsim_tui.ui.widgets.steps import StepBlock, Wrapped
 
 SIDE_PANES_INTERVAL_S = 0.2
+NARROW_COLUMNS = 120  # below this width the left column gives way to the Agent pane
+SHORT_ROWS = 36  # below this height the panels shrink so the Agent pane keeps its rows
 
 STATE_LABEL = {
     "idle": ("idle", "$text-muted"),
@@ -72,8 +77,7 @@ class LiveScreen(Screen):
                         yield Button("Pause", id="btn-pause", variant="warning", compact=True)
                         yield Button("Stop", id="btn-stop", variant="error", compact=True)
                 with Vertical(id="progress-panel", classes="panel"):
-                    yield ProgressBar(total=None, show_eta=not self.app.snapshot, id="progress-bar")
-                    yield Static(id="progress-info")
+                    yield Wrapped(id="progress-info")
                 yield OptionList(id="episodes", classes="panel")
             with Vertical(id="live-right"):
                 yield Wrapped(id="task", classes="panel")
@@ -99,11 +103,25 @@ class LiveScreen(Screen):
         # Counters and the episode list change with every step of every episode; they are redrawn
         # a few times a second, while the followed episode's text is redrawn with every batch.
         self.set_interval(SIDE_PANES_INTERVAL_S, self._flush_side_panes, name="side panes")
-        if not app.snapshot:
-            self.set_interval(1.0, lambda: self._mark(progress=True), name="rates")
+        if not app.snapshot:  # the stream rate and the ETA move while a session runs
+            self.set_interval(1.0, lambda: self._mark(progress=app.session_running), name="rates")
+        self._fit(app.size)
         self._show_session()
         self._show_progress()
         self._show_followed(rebuild=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size)
+
+    def _fit(self, size) -> None:
+        """Narrow or short terminals: the side panels give way so the Episodes list and the Agent pane stay usable."""
+        narrow, short = size.width < NARROW_COLUMNS, size.height < SHORT_ROWS
+        if narrow != self.has_class("narrow") or short != self.has_class("short"):
+            self.set_class(narrow, "narrow")
+            self.set_class(short, "short")
+            if self.is_mounted:
+                self._show_session()
+                self._mark(progress=True)
 
     def on_screen_resume(self) -> None:
         if self._dirty:
@@ -119,13 +137,17 @@ class LiveScreen(Screen):
             shown = app.session_path.relative_to(app.project_root)
         except ValueError:
             shown = app.session_path
-        doc.label("file", 10).line(str(shown), "bold")
+        short = self.has_class("short")  # the header names the session; the panel keeps to what changes
+        if not short or session is None:
+            doc.label("file", 10).line(str(shown), "bold")
         if session is None:
             doc.label("", 10).line(app.session_problem or "no session", "$severity-error")
         else:
             pack = app.pack
             pack_text = f"{pack.name} ({len(pack.tools)} tools)" if pack else (app.pack_problem or "loading…")
-            doc.label("pack", 10).line(pack_text, "$severity-error" if pack is None and app.pack_problem else "")
+            narrow = self.has_class("narrow")
+            label = 7 if narrow else 10
+            doc.label("pack", label).line(pack_text, "$severity-error" if pack is None and app.pack_problem else "")
             templates = session.templates
             if templates == "all":
                 count = f" ({len(pack.templates)})" if pack else ""
@@ -134,22 +156,29 @@ class LiveScreen(Screen):
                 tmpl = ", ".join(f"{k} ×{v:g}" for k, v in templates.items())
             else:
                 tmpl = ", ".join(templates)
-            doc.label("templates", 10).line(tmpl)
+            if not short:
+                doc.label("templates", label).line(tmpl)
             agent = session.agent
             if agent.kind == "model":
                 models = ", ".join(m.model for m in agent.models)
-                doc.label("agent", 10).line(f"model {models} ({agent.format})")
+                doc.label("agent", label).line(f"model {models} ({agent.format})")
             elif agent.kind == "embedded":
-                doc.label("agent", 10).line(f"embedded {agent.embedded_model}")
+                doc.label("agent", label).line(f"embedded {agent.embedded_model}")
             else:
-                doc.label("agent", 10).line(f"scripted, mistake rate {agent.mistake_rate:g}")
-            doc.label("tasks", 10).line(f"{session.tasks} × {session.attempts}   seed {session.seed}   "
-                                        f"at once {session.concurrency}")
-            doc.label("store", 10).line(
+                doc.label("agent", label).line(f"scripted, mistakes {agent.mistake_rate:g}" if narrow else
+                                               f"scripted, mistake rate {agent.mistake_rate:g}")
+            if narrow:
+                doc.label("tasks", label).line(f"{session.tasks}×{session.attempts} · seed {session.seed} · "
+                                               f"{session.concurrency} at once")
+            else:
+                doc.label("tasks", label).line(f"{session.tasks} × {session.attempts}   seed {session.seed}   "
+                                               f"at once {session.concurrency}")
+            doc.label("store", label).line(
                 "open" if app.store is not None else (app.store_problem or "opening…"),
                 "$severity-error" if app.store is None and app.store_problem else "$text-muted")
-        label, style = STATE_LABEL.get(app.run_state, (app.run_state, ""))
-        doc.label("state", 10).add(label, style)
+        label = 7 if self.has_class("narrow") else 10
+        name, style = STATE_LABEL.get(app.run_state, (app.run_state, ""))
+        doc.label("state", label).add(name, style)
         if app.run_note:
             doc.add(f"  {app.run_note}", "$text-muted")
         self.query_one("#session-info", Static).update(doc.content())
@@ -169,46 +198,96 @@ class LiveScreen(Screen):
         app = self.app
         live = app.live
         progress = live.progress
-        bar = self.query_one("#progress-bar", ProgressBar)
-        doc = Doc()
-        if progress is None:
-            total = (app.session.tasks * app.session.attempts) if app.session else None
-            bar.update(total=total if app.session_running else None, progress=0)
-            doc.label("episodes", 10).line(f"0 / {total if total else '—'}")
-        else:
-            bar.update(total=max(progress.total, 1), progress=progress.done)
-            doc.label("episodes", 10).line(f"{progress.done} / {progress.total}   running {len(live.running)}")
-            doc.label("success", 10).line(f"{progress.succeeded}   kept {progress.kept}   filtered {progress.filtered}")
+        running = app.session_running
+        total = progress.total if progress else ((app.session.tasks * app.session.attempts) if app.session else 0)
+        done = progress.done if progress else 0
+        episodes = list(live.episodes.values())
+        cancelled = [e for e in episodes if e.cancelled]
+        eta = None
+        if running and done and total > done and not app.snapshot:
+            eta = (time.perf_counter() - live.started_at) / done * (total - done)
+        cps = live.chars_per_second() if running and not app.snapshot else None
         pending = app.queue.count("pending")
-        doc.label("to review", 10).line(f"{pending} pending, {len(app.queue) - pending} filtered")
-        if not app.snapshot:
-            cps = live.chars_per_second()
-            doc.label("stream", 10).line(f"{cps:,.0f} chars/s (~{cps / 4:,.0f} tok/s)")
-        if live.completion_tokens:
-            doc.label("tokens", 10).line(f"{live.completion_tokens:,} completion")
-        findings = live.findings
-        if findings:
-            doc.line("findings by code", "$text-muted")
-            for code, count in sorted(findings.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
-                doc.add(f"  {count:>4} ", "").line(code, code_style(code))
-        self.query_one("#progress-info", Static).update(doc.content(), layout=False)
+        filtered = len(app.queue) - pending
+        findings = sorted(live.findings.items(), key=lambda kv: (-kv[1], kv[0]))
+        short, narrow = self.has_class("short"), self.has_class("narrow")
+        tokens = live.completion_tokens
+
+        def build(width: int) -> Content:
+            doc = Doc(width)
+            # A bar drawn as text: it moves only when an episode finishes (no animation while idle).
+            room = max(8, width - 6)
+            filled = int(room * done / total) if total else 0
+            doc.add("━" * filled, "$success" if total and done >= total else "$primary")
+            doc.add("━" * (room - filled), "$panel-lighten-2")
+            doc.line(f" {100 * done // total:>3}%" if total else "    –", "$text-muted")
+            doc.label("episodes", 10).add(f"{done} / {total if total else '—'}")
+            doc.add(f"   running {len(live.running)}", "" if running else "$text-muted")
+            if eta is not None:
+                minutes, seconds = divmod(int(eta), 60)
+                doc.add(f"   ETA {minutes}:{seconds:02d}", "$text-muted")
+            doc.line()
+            if progress is not None:
+                if narrow:
+                    doc.label("success", 10).line(f"{progress.succeeded}  kept {progress.kept}  filt. {progress.filtered}")
+                else:
+                    doc.label("success", 10).line(f"{progress.succeeded}   kept {progress.kept}   "
+                                                  f"filtered {progress.filtered}")
+            if cancelled:
+                kept = sum(1 for e in cancelled if e.stored)
+                text = f"{len(cancelled)} cancelled ({'not stored' if not kept else f'{kept} stored'})"
+                doc.label("stopped", 10).line(text, "$status-discarded")
+            doc.label("to review", 10).line(f"{pending} pending, {filtered} filtered")
+            if cps is not None:
+                doc.label("stream", 10).line(f"{cps:,.0f} chars/s (~{cps / 4:,.0f} tok/s)")
+            if tokens:
+                doc.label("tokens", 10).line(f"{tokens:,} completion")
+            if findings and short:  # one line: the commonest codes
+                doc.label("findings", 10)
+                room = width - 10
+                for code, count in findings:
+                    piece = f"{code} {count}  "
+                    if len(piece) > room:
+                        doc.add("…", "$text-muted")
+                        break
+                    doc.add(f"{code} ", code_style(code)).add(f"{count}  ", "$text-muted")
+                    room -= len(piece)
+            elif findings:
+                doc.line("findings by code", "$text-muted")
+                for code, count in findings[:10]:
+                    doc.add(f"  {count:>4} ", "").line(code, code_style(code))
+                if len(findings) > 10:
+                    doc.line(f"  … {len(findings) - 10} more codes (4: statistics)", "$text-muted")
+            return doc.content()
+
+        self.query_one("#progress-info", Wrapped).show_with(build)
 
     # ----- episodes ----------------------------------------------------------------------------
     def _episode_prompt(self, episode: EpisodeLive) -> Content:
         doc = Doc()
-        doc.add(f"#{episode.number:<3}", "$text-muted")
+        doc.add(f"#{episode.number:<4}" if episode.stored else " " * 5, "$text-muted")
         if not episode.finished:
             doc.add("▶ ", "$accent")
+        elif episode.cancelled:
+            doc.add("■ ", "$status-discarded")
         elif episode.success:
             doc.add("✓ ", "$verdict-success")
         else:
             doc.add("✗ ", "$verdict-failure")
-        doc.add(f"{episode.template[:22]:<22}")
+        narrow = self.has_class("narrow")
+        room = 12 if narrow else 22
+        doc.add(f"{episode.template[:room]:<{room}}")
         steps = len(episode.steps) + (0 if episode.finished else 1)
         doc.add(f" {steps:>2} st", "$text-muted")
-        if episode.finished:
-            doc.add(f" {episode.status}", f"$status-{episode.status}")
+        if episode.cancelled:
+            doc.add(" cancelled" + ("" if episode.stored or narrow else " (not stored)"), "$status-discarded")
+        elif episode.finished:
+            doc.add(f" {episode.status[:4] if narrow else episode.status}", f"$status-{episode.status}")
         return doc.content()
+
+    @staticmethod
+    def _prompt_key(episode: EpisodeLive) -> tuple:
+        return (len(episode.steps), episode.finished, episode.status, episode.number, episode.cancelled)
 
     def _show_episodes(self, changed: set[str] | None = None) -> None:
         live = self.app.live
@@ -217,8 +296,7 @@ class LiveScreen(Screen):
         if ids != self._episode_ids:
             highlighted = options.highlighted_option.id if options.highlighted_option else None
             options.set_options([Option(self._episode_prompt(live.episodes[eid]), id=eid) for eid in ids])
-            self._prompt_keys = {eid: (len(live.episodes[eid].steps), live.episodes[eid].finished,
-                                       live.episodes[eid].status) for eid in ids}
+            self._prompt_keys = {eid: self._prompt_key(live.episodes[eid]) for eid in ids}
             self._episode_ids = ids
             target = self.followed if self.followed in ids else highlighted
             if target in ids:
@@ -228,7 +306,7 @@ class LiveScreen(Screen):
                 episode = live.episodes.get(eid)
                 if episode is None:
                     continue
-                key = (len(episode.steps), episode.finished, episode.status)
+                key = self._prompt_key(episode)
                 if self._prompt_keys.get(eid) != key:
                     self._prompt_keys[eid] = key
                     options.replace_option_prompt(eid, self._episode_prompt(episode))
@@ -334,28 +412,23 @@ class LiveScreen(Screen):
                 "Press r to start the session. Trajectories go to the review queue (2).", "$text-muted"))
             empty.display = True
             empty.update(Content.styled("No episode yet.", "$text-muted"))
-            for block in self._blocks:
-                block.remove()
-            self._blocks = []
-            self._step_keys = []
+            self._clear_blocks()
             self._show_stream()
             self._show_feedback(None)
             return
         empty.display = False
-        task_key = (episode.id, self.show_gold)
+        task_key = (episode.id, self.show_gold, episode.number)
         if task_key != self._task_key:
             self._task_key = task_key
-            header = f"episode #{episode.number} · task {episode.task_id} · attempt {episode.attempt + 1}"
+            number = f"#{episode.number} · {episode.id[:10]}" if episode.stored else f"{episode.id[:10]} (not stored yet)"
+            header = f"episode {number} · task {episode.task_id} · attempt {episode.attempt + 1}"
             show_gold = self.show_gold
             task.show_with(lambda width: task_content(
                 episode.query, template=episode.template, gold_calls=episode.gold_calls,
                 gold_answer=episode.gold_answer, show_gold=show_gold, header=header, width=width))
         at_end = agent.scroll_y >= agent.max_scroll_y - 1
         if rebuild:
-            for block in self._blocks:
-                block.remove()
-            self._blocks = []
-            self._step_keys = []
+            self._clear_blocks()
         stream = self.query_one("#stream", Static)
         for step in episode.steps:
             key = (step.action is not None, step.raw, step.observation is None, len(step.feedback), self.expanded)
@@ -374,6 +447,14 @@ class LiveScreen(Screen):
         if at_end or rebuild:
             agent.call_after_refresh(agent.scroll_end, animate=False)
 
+    def _clear_blocks(self) -> None:
+        """Remove the step blocks in one go: focus on one of them moves to a widget that stays (the
+        Agent pane), never to a sibling that is itself on its way out (one at a time, it would)."""
+        if self._blocks:
+            self.query_one("#agent", VerticalScroll).remove_children(self._blocks)
+        self._blocks = []
+        self._step_keys = []
+
     def _show_stream(self) -> None:
         live = self.app.live
         episode = live.episodes.get(self.followed) if self.followed else None
@@ -381,12 +462,18 @@ class LiveScreen(Screen):
         # A fixed-height area: updating it is a repaint of that area, not a layout of the screen.
         if episode is None:
             stream.update("", layout=False)
+        elif episode.cancelled:
+            doc = Doc()
+            doc.add("episode cancelled ", "bold $status-discarded")
+            doc.add(f"(stored as #{episode.number})" if episode.stored else "(not stored)", "$text-muted")
+            stream.update(doc.content(), layout=False)
         elif episode.finished:
             doc = Doc()
             doc.add("episode finished: ", "$text-muted").add(
                 "success" if episode.success else "failed",
                 "bold $verdict-success" if episode.success else "bold $verdict-failure")
             doc.add(f" · {episode.end_reason} · {episode.status}", "$text-muted")
+            doc.add(f" · stored as #{episode.number}" if episode.stored else " · storing…", "$text-muted")
             stream.update(doc.content(), layout=False)
         elif episode.stream:
             stream.update(stream_content(episode.streaming_text, self._stream_width()), layout=False)
@@ -414,8 +501,12 @@ class LiveScreen(Screen):
                 doc.add("No feedback for this episode yet." if episode else "", "$text-muted")
             return doc.content()
 
+        pane = self.query_one("#feedback", VerticalScroll)
+        follow = pane.scroll_y >= pane.max_scroll_y - 1  # unless the operator scrolled back to read
         self.query_one("#feedback-list", Wrapped).show_with(build)
-        self.query_one("#feedback").border_subtitle = f"{total} finding(s)" if episode else ""
+        pane.border_subtitle = f"{total} finding(s)" if episode else ""
+        if follow:
+            pane.call_after_refresh(pane.scroll_end, animate=False)
 
     # ----- toggles -----------------------------------------------------------------------------
     def action_toggle_gold(self) -> None:

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, ProgressBar, Select, Static
+from textual.widgets.option_list import Option
 
 from lamsim_tui.ui.queue import RowFilter
+from lamsim_tui.ui.text import literal
 
 
 class FilterScreen(ModalScreen[RowFilter | None]):
@@ -32,8 +35,9 @@ class FilterScreen(ModalScreen[RowFilter | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="filter-dialog", classes="dialog"):
             yield Static("Filter / search", classes="dialog-title")
-            yield Label("text (query, thoughts, observations, id)")
-            yield Input(self.current.text, placeholder="words that must all appear", id="filter-text")
+            yield Label("words (query, thoughts, observations, id), or code:… template:… status:…")
+            yield Input(self.current.text, placeholder="e.g. refund code:loop.repeat template:case_status",
+                        id="filter-text")
             yield Label("status")
             yield Select([(s, s) for s in self.statuses], value=self.current.status or Select.NULL,
                          prompt="any status", id="filter-status")
@@ -56,8 +60,9 @@ class FilterScreen(ModalScreen[RowFilter | None]):
         return None if value is Select.NULL or value is None else str(value)
 
     def _result(self) -> RowFilter:
-        return RowFilter(status=self._value("#filter-status"), template=self._value("#filter-template"),
-                         code=self._value("#filter-code"), text=self.query_one("#filter-text", Input).value)
+        picked = RowFilter(status=self._value("#filter-status"), template=self._value("#filter-template"),
+                           code=self._value("#filter-code"))
+        return RowFilter.parse(self.query_one("#filter-text", Input).value, base=picked)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(self._result())
@@ -78,26 +83,51 @@ class FilterScreen(ModalScreen[RowFilter | None]):
 
 
 class ReasonScreen(ModalScreen[str | None]):
-    """Ask for an optional text (a discard reason, a note). Enter confirms (empty is fine), escape cancels."""
+    """Ask for an optional text (a discard reason, a note). Enter confirms (empty is fine), escape cancels.
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="reason.cancel")]
+    With ``choices`` (configured and recent reasons), `1`-`9` pick one in a single key while the box is empty.
+    """
 
-    def __init__(self, title: str, prompt: str, *, placeholder: str = "", required: bool = False):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="reason.cancel"),
+        *(Binding(str(n), f"choose({n})", f"reason {n}", show=False, priority=True, id=f"reason.choose{n}")
+          for n in range(1, 10)),
+    ]
+
+    def __init__(self, title: str, prompt: str, *, placeholder: str = "", required: bool = False,
+                 choices: Iterable[str] = ()):
         super().__init__()
         self.title_text = title
         self.prompt = prompt
         self.placeholder = placeholder
         self.required = required
+        self.choices = list(choices)[:9]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="reason-dialog", classes="dialog"):
             yield Static(self.title_text, classes="dialog-title", markup=False)
+            if self.choices:
+                doc = Content("\n").join(
+                    Content.assemble((f" {n} ", "bold $accent"), " ", literal(choice))
+                    for n, choice in enumerate(self.choices, start=1))
+                yield Static(doc, id="reason-choices")
             yield Label(self.prompt, markup=False)
             yield Input(placeholder=self.placeholder, id="reason-input")
-            yield Static("enter: confirm · escape: cancel", classes="dialog-hint")
+            hint = "1-9: that reason · " if self.choices else ""
+            yield Static(f"{hint}enter: confirm · escape: cancel", classes="dialog-hint")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "choose":
+            # A digit picks a reason only while nothing is typed; otherwise it is text.
+            n = int(parameters[0])
+            return n <= len(self.choices) and not self.query_one("#reason-input", Input).value
+        return True
+
+    def action_choose(self, n: int) -> None:
+        self.dismiss(self.choices[n - 1])
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
@@ -199,3 +229,107 @@ class ProgressDialog(ModalScreen[None]):
 
     def advance(self, done: int, total: int | None) -> None:
         self.query_one("#job-progress", ProgressBar).update(total=total, progress=done)
+
+
+class PickScreen(ModalScreen[str | None]):
+    """Pick one value (a feedback code, a template, a status) from those listed, with how many have it.
+
+    Enter applies it; the first line clears that part of the filter; escape cancels.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="pick.cancel")]
+
+    def __init__(self, what: str, counts: dict[str, int], *, current: str | None = None):
+        super().__init__()
+        self.what = what
+        self.counts = counts
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        ordered = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        options = [Option(Content.styled(f"any {self.what}", "$text-muted"), id="\0")]
+        options += [Option(Content.assemble((f"{n:>5}  ", "$text-muted"), literal(value)), id=value)
+                    for value, n in ordered]
+        with Vertical(id="pick-dialog", classes="dialog"):
+            yield Static(f"Filter by {self.what}", classes="dialog-title", markup=False)
+            yield OptionList(*options, id="pick-list")
+            yield Static("↑↓ then enter: filter · escape: cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.focus()
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        options.highlighted = ids.index(self.current) if self.current in ids else (1 if len(ids) > 1 else 0)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss("" if event.option.id == "\0" else event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class BulkChoice:
+    action: str  # "accept" | "discard"
+    reason: str = ""
+    note: str | None = None
+
+
+class BulkScreen(ModalScreen[BulkChoice | None]):
+    """One decision over what is listed: accept those that passed with no findings, or discard all of it."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="bulk.cancel"),
+        Binding("ctrl+a", "accept", "Accept clean", id="bulk.accept", priority=True),
+        Binding("ctrl+d", "discard", "Discard all", id="bulk.discard", priority=True),
+    ]
+
+    def __init__(self, *, clean: int, listed: int, filter_text: str, reasons: Iterable[str] = ()):
+        super().__init__()
+        self.clean = clean
+        self.listed = listed
+        self.filter_text = filter_text
+        self.reasons = list(reasons)[:9]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="bulk-dialog", classes="dialog"):
+            yield Static("Decide all listed at once", classes="dialog-title")
+            yield Static(Content.assemble(("listed ", "$text-muted"), (f"{self.listed}", "bold"),
+                                          ("   filter ", "$text-muted"), literal(self.filter_text)), id="bulk-scope")
+            yield Label("reason for a discard (comma-separated tags; the recent ones:"
+                        + (" " + "; ".join(self.reasons) if self.reasons else " none yet") + ")", markup=False)
+            yield Input(placeholder="e.g. wrong-answer, loop", id="bulk-reason")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"Accept {self.clean} that passed with no findings", variant="success",
+                             id="bulk-accept", disabled=not self.clean)
+                yield Button(f"Discard all {self.listed}", variant="error", id="bulk-discard")
+                yield Button("Cancel", id="bulk-cancel")
+            yield Static("ctrl+a: accept the clean ones · ctrl+d: discard all listed · escape: cancel · "
+                         "either is one decision: u undoes all of it", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#bulk-accept" if self.clean else "#bulk-reason").focus()
+
+    def _reason(self) -> str:
+        return self.query_one("#bulk-reason", Input).value.strip()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "bulk-accept":
+            self.action_accept()
+        elif event.button.id == "bulk-discard":
+            self.action_discard()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_discard()
+
+    def action_accept(self) -> None:
+        if self.clean:
+            self.dismiss(BulkChoice("accept"))
+
+    def action_discard(self) -> None:
+        self.dismiss(BulkChoice("discard", reason=self._reason()))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

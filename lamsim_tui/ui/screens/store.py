@@ -17,16 +17,11 @@ from lamsim_tui.ui.screens.review import TrajectoryList
 
 class StoreScreen(TrajectoryList):
     STATUSES = ("accepted", "discarded")
-    EMPTY = "No reviewed trajectory yet: accept or discard some in the review queue (2)."
+    REVIEW_COLUMN = True  # edited, forced, the discard reason and the note, at a glance
     BINDINGS = [
         Binding("x", "export", "Export", id="store.export", tooltip="export accepted trajectories (chat, sharegpt, xlam)"),
-        Binding("u", "undo", "Undo", id="store.undo"),
-        Binding("slash", "filter", "Filter", key_display="/", id="store.filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="store.clear"),
-        Binding("n", "next", "Next", id="store.next"),
-        Binding("b", "previous", "Previous", id="store.previous"),
-        Binding("o", "expand", "Expand", id="store.expand"),
-        Binding("v", "view_json", "JSON", id="store.json"),
+        Binding("u", "undo", "Undo", id="store.undo", tooltip="revert the last review decision (repeatable)"),
+        *TrajectoryList.LIST_BINDINGS,
         Binding("ctrl+l", "reload", "Reload", id="store.reload", tooltip="read the store again"),
     ]
 
@@ -44,6 +39,7 @@ class StoreScreen(TrajectoryList):
         self.table.border_title = "Store: accepted and discarded"
         self.app.queue_changed.subscribe(self, lambda change: self._stale())
         self.app.session_changed.subscribe(self, lambda what: self._stale())
+        self.app.acknowledged.subscribe(self, self.say)
         self.table.focus()
         self.action_reload()
 
@@ -62,6 +58,9 @@ class StoreScreen(TrajectoryList):
             self._rows = TrajectoryRows(self.app.record)
         return self._rows
 
+    def empty_text(self) -> str:
+        return "No reviewed trajectory yet: accept or discard some in the review queue (2)."
+
     def action_reload(self) -> None:
         self._is_stale = False
         self.rows.replace(self.app.listings(self.STATUSES))
@@ -77,10 +76,11 @@ class StoreScreen(TrajectoryList):
             ("   filter ", "$text-muted"), (self.filter.describe(), "$accent" if self.filter.active else "$text-muted"),
             ("   x: export", "$text-muted"),
         )
-        self.query_one("#list-bar", Static).update(doc)
+        line = Content.styled(self.status_line, "$text-muted") if self.status_line else Content("")
+        self.query_one("#list-bar", Static).update(Content("\n").join([doc, line]))
 
     def action_undo(self) -> None:
-        if self.app.undo_last_decision() is not None:
+        if self.app.undo_last_decision():
             self.action_reload()
 
     # ----- export ------------------------------------------------------------------------------

@@ -32,7 +32,16 @@ from lamsim_tui.record import Listing, Trajectory
 from lamsim_tui.ui.live import LiveState
 from lamsim_tui.ui.messages import Hub, QueueChanged, SessionReloaded
 from lamsim_tui.ui.queue import Row, TrajectoryRows
-from lamsim_tui.ui.themes import APP_VARIABLES, BUILTIN, FALLBACK_THEME, load_prefs, load_themes, prefs_path, save_prefs
+from lamsim_tui.ui.themes import (
+    APP_VARIABLES,
+    BUILTIN,
+    FALLBACK_THEME,
+    load_prefs,
+    load_themes,
+    prefs_path,
+    save_prefs,
+    unreadable,
+)
 from lamsim_tui.ui.watchers import Watchers
 
 DRAIN_INTERVAL_S = 1 / 20  # engine events are folded into the panes at most this often
@@ -120,9 +129,16 @@ class LamsimApp(App[int]):
         self._themes_from_files: dict[str, Any] = {}
         self._load_themes(initial=True)
         wanted = self.prefs.get("theme")
-        self.theme = wanted if wanted in self.available_themes else FALLBACK_THEME
-        if wanted and wanted not in self.available_themes:
-            self._theme_problems.append(f"remembered theme {wanted!r} is not available; using {FALLBACK_THEME}")
+        if not isinstance(wanted, str) or wanted not in self.available_themes:
+            if wanted:
+                self._theme_problems.append(f"remembered theme {wanted!r} is not available; using {FALLBACK_THEME}")
+            wanted = FALLBACK_THEME
+        try:
+            self.theme = wanted
+        except Exception as exc:  # a theme that loaded but cannot be applied: the built-in one instead
+            self._theme_problems.append(f"theme {wanted!r} cannot be used ({exc}); using {FALLBACK_THEME}")
+            self.register_theme(BUILTIN)
+            self.theme = FALLBACK_THEME
 
     # ----- paths and state ---------------------------------------------------------------------
     @property
@@ -140,8 +156,8 @@ class LamsimApp(App[int]):
 
         try:
             self.session = load_session(self.session_path)
-        except LamsimError as exc:
-            self.session_problem = str(exc)
+        except Exception as exc:  # a LamsimError, or whatever a reader raised on a hostile file: one message
+            self.session_problem = unreadable(self.session_path, exc)
             return False
         self.session_problem = None
         if self.tasks_override is not None:
@@ -501,8 +517,8 @@ class LamsimApp(App[int]):
         old = self.session
         try:
             load_session(self.session_path)
-        except LamsimError as exc:
-            problem = str(exc)
+        except Exception as exc:  # the last good version stays, whatever the reader raised
+            problem = unreadable(self.session_path, exc)
             self.session_problem = None if old is not None else problem
             if self._last_problem.get("session") != problem:
                 self._last_problem["session"] = problem

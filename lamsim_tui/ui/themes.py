@@ -9,6 +9,7 @@ fallback) and says so once.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +61,32 @@ class ThemeError(LamsimError):
     """A theme file is invalid."""
 
 
+# Numbers a theme may set, with the range Textual can use.
+_NUMBER_RANGES = {"luminosity_spread": (0.0, 1.0), "text_alpha": (0.0, 1.0)}
+
+
+def unreadable(path: Path, exc: BaseException) -> str:
+    """One line for a data file (a theme, a session) that could not be read at all, whatever the reader
+    raised: a NUL byte, a recursive anchor, an encoding. A `LamsimError` already says it well."""
+    if isinstance(exc, LamsimError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        detail = "it nests too deeply (a recursive YAML anchor?)"
+    else:
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0].strip() or type(exc).__name__
+    return f"{path}: cannot be read: {detail}"
+
+
 def load_theme_file(path: Path) -> Theme:
     from lamsim_tui.session.yamlload import load_yaml
 
-    located = load_yaml(path, ThemeError)
+    try:
+        located = load_yaml(path, ThemeError)
+    except ThemeError:
+        raise
+    except Exception as exc:  # the YAML reader itself failed (a NUL, a recursive anchor)
+        raise ThemeError(unreadable(path, exc).removeprefix(f"{path}: "), where=str(path),
+                         hint="fix the file; the built-in theme is used meanwhile") from None
     data = located.data
     if not isinstance(data, dict):
         raise ThemeError("a theme file must be a mapping (name: ..., primary: ..., ...)", where=located.where(()))
@@ -94,12 +117,21 @@ def load_theme_file(path: Path) -> Theme:
     if not isinstance(dark, bool):
         raise ThemeError("`dark` must be true or false", where=located.where(("dark",)))
     extra = {}
-    for key in ("luminosity_spread", "text_alpha"):
+    for key, (low, high) in _NUMBER_RANGES.items():
         if key in data:
-            if not isinstance(data[key], (int, float)) or isinstance(data[key], bool):
+            value = data[key]
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ThemeError(f"`{key}` must be a number", where=located.where((key,)))
-            extra[key] = float(data[key])
-    return Theme(name=name.strip(), dark=dark, variables={**APP_VARIABLES, **checked}, **colours, **extra)
+            if not math.isfinite(value) or not low <= value <= high:
+                raise ThemeError(f"`{key}` must be a number from {low:g} to {high:g}, not {value!r}",
+                                 where=located.where((key,)))
+            extra[key] = float(value)
+    theme = Theme(name=name.strip(), dark=dark, variables={**APP_VARIABLES, **checked}, **colours, **extra)
+    try:
+        theme.to_color_system().generate()  # what applying it does: fails here, not in the running app
+    except Exception as exc:
+        raise ThemeError(f"the theme's colours cannot be used: {exc}", where=located.where(())) from None
+    return theme
 
 
 def _colour(value: object, where: str, key: str) -> str:
@@ -130,6 +162,9 @@ def load_themes(folder: Path | None) -> ThemeSet:
             theme = load_theme_file(path)
         except ThemeError as exc:
             found.errors[path] = exc
+            continue
+        except Exception as exc:  # never a traceback for a file the operator edits
+            found.errors[path] = ThemeError(unreadable(path, exc).removeprefix(f"{path}: "), where=str(path))
             continue
         if theme.name in found.themes:
             found.errors[path] = ThemeError(f"theme name {theme.name!r} is already used by {found.files[theme.name]}",

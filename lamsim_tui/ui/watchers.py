@@ -76,9 +76,13 @@ class Watchers:
                     self.ready.add(name)  # it watched before its first report: every change from now on is seen
                 if not changes:
                     continue
-                result = on_change({Path(p) for _, p in changes})
-                if asyncio.iscoroutine(result):
-                    await result
+                try:
+                    result = on_change({Path(p) for _, p in changes})
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception as exc:  # one bad edit must not end the watching: report it, keep going
+                    self.app.notify(f"reloading after a change in {path} failed: {type(exc).__name__}: {exc}",
+                                    title="hot reload", severity="error", markup=False, timeout=12)
         finally:
             # A replaced watcher may finish after its successor reported in: only the current one counts.
             if self._current.get(name) is token:

@@ -1,7 +1,7 @@
 """The `lamsim` command line: one entry point, one module per subcommand. Heavy modules (Textual,
 litellm, the engine) are imported lazily by the handlers.
 
-    lamsim [SESSION.yaml]                       open the app (default: sessions/pilot.yaml)
+    lamsim [SESSION.yaml] [--agent K] [-n N] [--seed S]   open the app (default: sessions/pilot.yaml)
     lamsim run SESSION --headless [-n N] [--agent scripted|model|embedded] [--seed S] [--store DIR]
     lamsim check SESSION                        sample tasks from every template and run gold programs
     lamsim review --store DIR list|show|accept|discard|edit|undo|history ...
@@ -36,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
-        argv = ["app", *argv]
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["app", *argv]  # `lamsim`, `lamsim S.yaml`, `lamsim --agent scripted`: the app
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

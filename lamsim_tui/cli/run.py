@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -94,7 +93,7 @@ def cmd_run(args) -> int:
     if not args.headless:
         from lamsim_tui.cli.app import cmd_app
 
-        return cmd_app(argparse.Namespace(session=args.session))
+        return cmd_app(args)  # the app, with the same --agent, --tasks and --seed
     import asyncio
     import dataclasses
 

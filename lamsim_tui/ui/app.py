@@ -77,7 +77,8 @@ class LamsimApp(App[int]):
 
     def __init__(self, session_path: str | Path, *, watch: bool = True, snapshot: bool = False,
                  scripted_cps: float = SCRIPTED_STREAM_CPS, factory: Callable | None = None,
-                 tasks: int | None = None, state_file: Path | None = None):
+                 tasks: int | None = None, seed: int | None = None, agent: str | None = None,
+                 state_file: Path | None = None):
         self.MODES = {"live": _screen("live", "LiveScreen"), "review": _screen("review", "ReviewScreen"),
                       "store": _screen("store", "StoreScreen"), "stats": _screen("stats", "StatsScreen")}
         super().__init__()
@@ -89,6 +90,8 @@ class LamsimApp(App[int]):
         self.scripted_cps = scripted_cps
         self.factory_override = factory
         self.tasks_override = tasks
+        self.seed_override = seed
+        self.agent_override = agent  # `lamsim --agent scripted|embedded|model`
 
         self.session = None
         self.session_problem: str | None = None
@@ -160,13 +163,28 @@ class LamsimApp(App[int]):
             self.session_problem = unreadable(self.session_path, exc)
             return False
         self.session_problem = None
-        if self.tasks_override is not None:
-            import dataclasses
-
-            session = dataclasses.replace(self.session, tasks=self.tasks_override)
-            self.session = session
+        self.session = self.overridden(self.session)
         self.title = f"lamsim · {self.session.session_name}"
         return True
+
+    def overridden(self, session):
+        """The session with the command line's --agent, --tasks and --seed applied."""
+        import dataclasses
+
+        changes: dict[str, Any] = {}
+        if self.tasks_override is not None:
+            changes["tasks"] = self.tasks_override
+        if self.seed_override is not None:
+            changes["seed"] = self.seed_override
+        if self.agent_override is not None:
+            changes["agent"] = dataclasses.replace(session.agent, kind=self.agent_override)
+        return dataclasses.replace(session, **changes) if changes else session
+
+    @property
+    def overrides(self) -> list[str]:
+        """The command-line flags in force, as typed (the session panel shows them)."""
+        flags = [("--agent", self.agent_override), ("--tasks", self.tasks_override), ("--seed", self.seed_override)]
+        return [f"{flag} {value}" for flag, value in flags if value is not None]
 
     # ----- start -------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -198,6 +216,8 @@ class LamsimApp(App[int]):
                     "app_init_to_paint_ms": self.first_paint_s * 1000,
                     "litellm_imported": "litellm" in sys.modules,
                     "modules": len(sys.modules),
+                    "session": None if self.session is None else {
+                        "agent": self.session.agent.kind, "tasks": self.session.tasks, "seed": self.session.seed},
                 }))
                 self.exit(return_code=0)
 
@@ -648,7 +668,7 @@ def make_app(session_path: str | Path, **options: Any) -> LamsimApp:
     return LamsimApp(session_path, **options)
 
 
-def run_app(session_path: Path) -> int:
-    app = make_app(session_path)
+def run_app(session_path: Path, *, agent: str | None = None, tasks: int | None = None, seed: int | None = None) -> int:
+    app = make_app(session_path, agent=agent, tasks=tasks, seed=seed)
     app.run()
     return int(app.return_code or 0)

@@ -173,6 +173,8 @@ class LiveScreen(Screen):
             else:
                 doc.label("tasks", label).line(f"{session.tasks} × {session.attempts}   seed {session.seed}   "
                                                f"at once {session.concurrency}")
+            if app.overrides:
+                doc.label("flags", label).line(" ".join(app.overrides), "$accent")
             doc.label("store", label).line(
                 "open" if app.store is not None else (app.store_problem or "opening…"),
                 "$severity-error" if app.store is None and app.store_problem else "$text-muted")

@@ -102,6 +102,7 @@ class LamsimApp(App[int]):
         self.engine = None
         self.run_state = "idle"
         self.run_note = ""
+        self.starting_since: float | None = None  # while the agent starts (a model loads)
         self.live = LiveState()
         self.queue = TrajectoryRows(self.record, pending_first=True)  # pending, then filtered
         self._recent: dict[str, Trajectory] = {}  # records that just arrived (the store may still be writing)
@@ -364,9 +365,10 @@ class LamsimApp(App[int]):
             if self.run_state == "stopping":
                 self.set_state("idle", "stopped before it started")
                 return
+            await self._start_agent(session, factory)
             self.engine = engine
             self.set_state("running")
-            summary = await engine.run()
+            summary = await engine.run()  # the agent is started: its start() returns at once
         except BaseException:
             self.engine = None
             self._drain()
@@ -384,10 +386,80 @@ class LamsimApp(App[int]):
         if summary.paused_reason:
             self.notify(summary.paused_reason, title="session stopped", severity="error", markup=False, timeout=15)
 
+    # ----- what the model is doing ----------------------------------------------------------------
+    def model_name(self, session=None) -> str:
+        agent = (session or self.session).agent
+        if agent.kind == "embedded":
+            return agent.embedded_model
+        if agent.kind == "model":
+            return agent.models[0].model if agent.models else "the model"
+        return "the scripted agent"
+
+    def expected_first_reply_s(self, name: str) -> float | None:
+        """How long this machine took, last time, from starting `name` to its first token: its load time
+        (measured here when it started) plus its first reply's time to first token (the step's `ttft_s`)."""
+        load = (self.prefs.get("model_start_s") or {}).get(name)
+        first = (self.prefs.get("first_reply_s") or {}).get(name)
+        if not isinstance(load, (int, float)) and not isinstance(first, (int, float)):
+            return None
+        return float(load or 0) + float(first or 0)
+
+    def first_reply_s(self, name: str) -> float | None:
+        """The time to first token of `name`'s first reply after its start, last time (a cold prompt)."""
+        value = (self.prefs.get("first_reply_s") or {}).get(name)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def starting_note(self, session) -> str | None:
+        """What the session panel says while the model starts, e.g. "starting qwen2.5-coder-1.5b (loading
+        1.1 GB)… first reply in about 21 s"."""
+        agent = session.agent
+        if agent.kind == "scripted":
+            return None
+        name = self.model_name(session)
+        if agent.kind == "embedded":
+            from lamsim_tui.agents.embedded.catalogue import MODELS
+
+            known = MODELS.get(name)
+            what = f"starting {name}" + (f" (loading {known.size_bytes / 1e9:.1f} GB)…" if known else "…")
+        else:
+            api_base = agent.models[0].api_base if agent.models else None
+            what = f"connecting to {name}" + (f" at {api_base}" if api_base else "") + "…"
+        expected = self.expected_first_reply_s(name)
+        if expected is not None:
+            return f"{what} first reply in about {expected:.0f} s"
+        return what + (" (its first start here: no time measured yet)" if agent.kind == "embedded" else "")
+
+    async def _start_agent(self, session, factory) -> None:
+        """Start the agent (the embedded server loads its model here), saying what happens and for how long."""
+        note = self.starting_note(session)
+        if note is None:
+            return
+        self.starting_since = time.monotonic()
+        self.set_state("starting", note)
+        started = time.perf_counter()
+        await factory.start()
+        self.starting_since = None
+        if session.agent.kind == "embedded":
+            self._remember_measure("model_start_s", self.model_name(session), time.perf_counter() - started)
+
+    def _remember_measure(self, key: str, name: str, seconds: float) -> None:
+        if self.snapshot:
+            return
+        self.prefs.setdefault(key, {})
+        if not isinstance(self.prefs[key], dict):
+            self.prefs[key] = {}
+        self.prefs[key][name] = round(seconds, 2)
+        try:
+            save_prefs(self.state_file, self.prefs)
+        except OSError:
+            pass  # a measure not kept only makes the next estimate vaguer
+
     def _run_over(self) -> None:
         """Episodes still shown as running when the run ends were cancelled with it."""
         from lamsim_tui.ui.live import Changes
 
+        if self.session is not None and self.live.first_ttft is not None:
+            self._remember_measure("first_reply_s", self.model_name(), self.live.first_ttft)
         stopped = self.live.stop_all()
         if stopped:
             self.live_changed.publish(Changes(episodes=stopped, progress=True))
@@ -410,6 +482,7 @@ class LamsimApp(App[int]):
             self.engine.cancel()
         elif self.run_state == "starting":
             self.set_state("stopping")
+            self.workers.cancel_group(self, "engine")  # a model still loading: stop its server too
         else:
             self.notify("nothing is running", markup=False)
 

@@ -66,6 +66,7 @@ class EpisodeLive:
     end_reason: str | None = None
     number: int = 0  # its place in the store (`store.number`) once it is durable there; 0 before
     cancelled: bool = False  # the session was stopped while it ran
+    waiting_since: float = 0.0  # when the agent was last asked for a step (perf_counter)
 
     @property
     def stored(self) -> bool:
@@ -108,6 +109,8 @@ class LiveState:
         self.streamed_chars = 0
         self._rate: deque[tuple[float, int]] = deque()
         self.started_at = time.perf_counter()
+        self.ttft: deque[float] = deque(maxlen=50)  # time to first token of recent steps, where the agent says
+        self.first_ttft: float | None = None  # that of the run's first step (a cold start of the model)
 
     def reset(self) -> None:
         self.__init__()
@@ -136,6 +139,7 @@ class LiveState:
                     id=event.episode_id, task_id=event.task_id, template=event.template,
                     query=event.query, attempt=event.attempt,
                     gold_calls=tuple(GoldCall.from_dict(c) for c in event.gold_calls), gold_answer=event.gold_answer)
+                self.episodes[event.episode_id].waiting_since = now
                 self.order.append(event.episode_id)
                 changes.started.append(event.episode_id)
             elif isinstance(event, StepProposed):
@@ -145,6 +149,11 @@ class LiveState:
                 step = episode.step(event.step)
                 step.thought, step.raw = event.thought, event.raw
                 step.action = action_from_dict(event.action) if event.action is not None else None
+                ttft = event.usage.get("ttft_s") if isinstance(event.usage, dict) else None
+                if isinstance(ttft, (int, float)):
+                    self.ttft.append(float(ttft))
+                    if self.first_ttft is None:
+                        self.first_ttft = float(ttft)
                 episode.stream = []
                 episode.stream_step = -1
                 changes.episodes.add(episode.id)
@@ -161,6 +170,7 @@ class LiveState:
                     continue
                 step = episode.step(event.step)
                 step.observation, step.executed = event.observation, event.executed
+                episode.waiting_since = now  # the agent is asked for its next step
                 changes.episodes.add(episode.id)
             elif isinstance(event, EpisodeFinished):
                 record = event.trajectory
@@ -226,6 +236,13 @@ class LiveState:
         for eid in finished[:-KEEP_FINISHED] if len(finished) > KEEP_FINISHED else []:
             self.order.remove(eid)
             del self.episodes[eid]
+
+    def typical_ttft(self) -> float | None:
+        """The median time to first token of this run's recent steps."""
+        if not self.ttft:
+            return None
+        values = sorted(self.ttft)
+        return values[len(values) // 2]
 
     def chars_per_second(self, now: float | None = None) -> float:
         now = time.perf_counter() if now is None else now

@@ -103,12 +103,24 @@ class LiveScreen(Screen):
         # Counters and the episode list change with every step of every episode; they are redrawn
         # a few times a second, while the followed episode's text is redrawn with every batch.
         self.set_interval(SIDE_PANES_INTERVAL_S, self._flush_side_panes, name="side panes")
-        if not app.snapshot:  # the stream rate and the ETA move while a session runs
-            self.set_interval(1.0, lambda: self._mark(progress=app.session_running), name="rates")
+        if not app.snapshot:  # the stream rate, the ETA and the waiting times move while a session runs
+            self.set_interval(1.0, self._tick, name="rates")
         self._fit(app.size)
         self._show_session()
         self._show_progress()
         self._show_followed(rebuild=True)
+
+    def _tick(self) -> None:
+        app = self.app
+        if not app.session_running or not self.is_current:
+            return
+        self._mark(progress=True)
+        if app.run_state == "starting":
+            self._show_session()
+            self._show_followed()
+        episode = app.live.episodes.get(self.followed) if self.followed else None
+        if episode is not None and not episode.finished and not episode.stream:
+            self._show_stream()  # "waiting for … 12 s"
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size)
@@ -182,7 +194,9 @@ class LiveScreen(Screen):
         name, style = STATE_LABEL.get(app.run_state, (app.run_state, ""))
         doc.label("state", label).add(name, style)
         if app.run_note:
-            doc.add(f"  {app.run_note}", "$text-muted")
+            doc.add(f"  {app.run_note}", "$accent" if app.run_state == "starting" else "$text-muted")
+        if app.run_state == "starting" and app.starting_since is not None and not app.snapshot:
+            doc.add(f" · {time.monotonic() - app.starting_since:.0f} s", "$text-muted")
         self.query_one("#session-info", Static).update(doc.content())
         running = app.session_running
         self.query_one("#btn-start", Button).disabled = running
@@ -410,8 +424,15 @@ class LiveScreen(Screen):
         empty = self.query_one("#agent-empty", Static)
         if episode is None:
             self._task_key = None
-            task.show_with(lambda width: Content.styled(
-                "Press r to start the session. Trajectories go to the review queue (2).", "$text-muted"))
+            app = self.app
+            if app.run_state == "starting" and app.run_note:
+                elapsed = "" if app.snapshot or app.starting_since is None else \
+                    f" · {time.monotonic() - app.starting_since:.0f} s"
+                waiting = Content.styled(app.run_note + elapsed, "$accent")
+                task.show_with(lambda width: waiting)
+            else:
+                task.show_with(lambda width: Content.styled(
+                    "Press r to start the session. Trajectories go to the review queue (2).", "$text-muted"))
             empty.display = True
             empty.update(Content.styled("No episode yet.", "$text-muted"))
             self._clear_blocks()
@@ -480,7 +501,25 @@ class LiveScreen(Screen):
         elif episode.stream:
             stream.update(stream_content(episode.streaming_text, self._stream_width()), layout=False)
         else:
-            stream.update(Content.styled("waiting for the agent…", "italic $text-muted"), layout=False)
+            stream.update(self._waiting(episode), layout=False)
+
+    def _waiting(self, episode: EpisodeLive) -> Content:
+        """"waiting for the agent…", and after a few seconds for whom, how long, and how long it usually takes."""
+        app = self.app
+        waited = time.perf_counter() - episode.waiting_since if episode.waiting_since else 0.0
+        if app.snapshot or waited < 2 or app.session is None or app.session.agent.kind == "scripted":
+            return Content.styled("waiting for the agent…", "italic $text-muted")
+        doc = Doc()
+        doc.add(f"waiting for {app.model_name()}… no reply for {waited:.0f} s", "italic $severity-warning"
+                if waited > 30 else "italic $text-muted")
+        usual = app.live.typical_ttft()
+        if usual is None and not any(s.action is not None for e in app.live.episodes.values() for s in e.steps):
+            usual = app.first_reply_s(app.model_name())
+            if usual is not None:
+                doc.add(f" (its first reply here took about {usual:.0f} s)", "$text-muted")
+        elif usual is not None:
+            doc.add(f" (replies here start after about {usual:.1f} s)", "$text-muted")
+        return doc.content()
 
     def _stream_width(self) -> int:
         return max(20, self.query_one("#stream", Static).content_size.width)

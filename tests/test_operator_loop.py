@@ -499,3 +499,165 @@ def test_the_full_screen_viewer_uses_the_whole_screen(filled):
             assert viewer.size.height >= SIZE[1] - 2 and viewer.size.width >= SIZE[0] - 2
 
     run(scenario())
+
+
+# ----- what review tools have ----------------------------------------------------------------------
+
+
+def test_bulk_accept_of_the_clean_ones_is_one_decision_with_one_undo(filled):
+    session, records = filled
+
+    async def scenario():
+        app = make_app(session, watch=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("2")
+            review = app.screen
+            await wait_for(pilot, lambda: review.table.row_count == len(app.queue) > 0, what="the queue")
+            clean = {row.id for row in review.listed_rows()
+                     if row.status == "pending" and row.listing.passed and not row.listing.findings}
+            assert clean, "a scripted run has some trajectories with no findings"
+            before = len(app.queue)
+            await pilot.press("m")
+            assert type(app.screen).__name__ == "BulkScreen"
+            assert f"Accept {len(clean)} that passed with no findings" in screen_text(app)
+            await pilot.press("ctrl+a")
+            await wait_for(pilot, lambda: len(app.queue) == before - len(clean), what="the bulk accept")
+            assert all(app.store.get(rid).status == "accepted" for rid in clean)
+            assert f"accepted {len(clean)} trajectories as one decision" in screen_text(app)
+            await pilot.press("u")
+            await wait_for(pilot, lambda: len(app.queue) == before, what="the undo")
+            assert all(app.store.get(rid).status == "pending" for rid in clean), "one undo reverts all of it"
+
+    run(scenario())
+
+
+def test_bulk_discard_of_what_a_filter_lists_with_a_reason(filled):
+    session, records = filled
+
+    async def scenario():
+        app = make_app(session, watch=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("2")
+            review = app.screen
+            await wait_for(pilot, lambda: review.table.row_count == len(app.queue) > 0, what="the queue")
+            await pilot.press("slash", *"status:filtered", "enter")
+            listed = [key.value for key in review.table.rows]
+            assert listed and all(app.queue[rid].status == "filtered" for rid in listed)
+            await pilot.press("m")
+            await pilot.press("tab")  # from the accept button to the reason box
+            app.screen.query_one("#bulk-reason").value = "noisy"
+            await pilot.press("ctrl+d")
+            await wait_for(pilot, lambda: review.table.row_count == 0, what="the bulk discard")
+            for rid in listed:
+                stored = app.store.get(rid)
+                assert stored.status == "discarded" and stored.history[-1].tags == ("noisy",)
+
+    run(scenario())
+
+
+def test_a_discard_reason_in_one_key(filled):
+    session, records = filled
+    session.write_text(session.read_text() + "review:\n  reasons: [wrong-answer, looping]\n")
+
+    async def scenario():
+        app = make_app(session, watch=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("2")
+            review = app.screen
+            await wait_for(pilot, lambda: review.table.row_count > 2, what="the queue")
+            first = review.table.current_id
+            await pilot.press("d")
+            assert "1  wrong-answer" in screen_text(app) and "2  looping" in screen_text(app)
+            await pilot.press("2")
+            await wait_for(pilot, lambda: app.store.get(first).status == "discarded", what="the discard")
+            assert app.store.get(first).history[-1].tags == ("looping",)
+            second = review.table.current_id
+            await pilot.press("d", *"loop2", "enter")  # once something is typed, a digit is text
+            await wait_for(pilot, lambda: app.store.get(second).status == "discarded", what="the second discard")
+            assert app.store.get(second).history[-1].tags == ("loop2",)
+
+    run(scenario())
+
+
+def test_accept_with_a_note_and_tags_and_the_arrow_keys(filled):
+    session, records = filled
+
+    async def scenario():
+        app = make_app(session, watch=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("2")
+            review = app.screen
+            await wait_for(pilot, lambda: review.table.row_count > 3, what="the queue")
+            await pilot.press("right")
+            assert review.table.cursor_row == 1
+            await pilot.press("left")
+            assert review.table.cursor_row == 0
+            first = review.table.current_id
+            await pilot.press("A", *"textbook run #gold #short", "enter")
+            await wait_for(pilot, lambda: app.store.get(first).status == "accepted", what="the accept")
+            entry = app.store.get(first).history[-1]
+            assert entry.note == "textbook run" and entry.tags == ("gold", "short")
+            nxt = review.table.current_id
+            await pilot.press("ctrl+enter")
+            await wait_for(pilot, lambda: app.store.get(nxt).status == "accepted", what="ctrl+enter")
+            assert review.table.current_id != nxt, "accept moves on"
+            assert "reviewed 2 this session" in screen_text(app)
+
+    run(scenario())
+
+
+def test_filter_by_code_in_three_keys_with_counts(filled):
+    session, records = filled
+
+    async def scenario():
+        app = make_app(session, watch=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("2")
+            review = app.screen
+            await wait_for(pilot, lambda: review.table.row_count == len(app.queue) > 0, what="the queue")
+            await pilot.press("c")
+            assert type(app.screen).__name__ == "PickScreen"
+            picker = app.screen.query_one("#pick-list")
+            option = picker.get_option_at_index(picker.highlighted)
+            count = int(str(option.prompt).split()[0])
+            having = [row for row in app.queue if row.listing.has_code(option.id)]
+            assert count == len(having) > 0, "the picker counts the trajectories with each code"
+            await pilot.press("enter")  # c, enter: the commonest code (or code family, like `args`)
+            await wait_for(pilot, lambda: review.filter.code == option.id, what="the code filter")
+            assert {key.value for key in review.table.rows} == {row.id for row in having}
+            await pilot.press("escape")
+            template = app.queue.ordered()[0].listing.template
+            await pilot.press("slash", *f"code:{option.id} template:{template}", "enter")
+            assert review.filter.code == option.id and review.filter.template == template
+            assert all(app.queue[key.value].listing.template.startswith(template) for key in review.table.rows)
+
+    run(scenario())
+
+
+def test_the_detail_scrolls_without_leaving_the_table(filled):
+    session, records = filled
+
+    async def scenario():
+        app = make_app(session, watch=False)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("2")
+            review = app.screen
+            await wait_for(pilot, lambda: review.table.row_count > 0, what="the queue")
+            longest = max(review.listed_rows(), key=lambda row: row.listing.steps)
+            review.table.focus_row(longest.id)
+            await wait_for(pilot, lambda: review.shown == longest.id, what="the detail")
+            await pilot.pause()
+            detail = review.query_one("#detail")
+            assert detail.max_scroll_y > 0
+            await pilot.press("J")
+            assert detail.scroll_y > 0 and app.focused is review.table
+            await pilot.press("K")
+            assert detail.scroll_y == 0
+
+    run(scenario())

@@ -82,6 +82,19 @@ class FilterScreen(ModalScreen[RowFilter | None]):
         self.dismiss(RowFilter())
 
 
+class ReasonInput(Input):
+    """The reason box: while it is empty, a digit that names an offered reason is not typed but picks it."""
+
+    def __init__(self, *args, choices: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.choices = choices
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        if not self.value and character is not None and character in "123456789" and int(character) <= self.choices:
+            return False  # left to the dialog's 1-9 keys
+        return super().check_consume_key(key, character)
+
+
 class ReasonScreen(ModalScreen[str | None]):
     """Ask for an optional text (a discard reason, a note). Enter confirms (empty is fine), escape cancels.
 
@@ -112,8 +125,8 @@ class ReasonScreen(ModalScreen[str | None]):
                     for n, choice in enumerate(self.choices, start=1))
                 yield Static(doc, id="reason-choices")
             yield Label(self.prompt, markup=False)
-            yield Input(placeholder=self.placeholder, id="reason-input")
-            hint = "1-9: that reason · " if self.choices else ""
+            yield ReasonInput(placeholder=self.placeholder, id="reason-input", choices=len(self.choices))
+            hint = "1-9: that reason (while the box is empty) · " if self.choices else ""
             yield Static(f"{hint}enter: confirm · escape: cancel", classes="dialog-hint")
 
     def on_mount(self) -> None:

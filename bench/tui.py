@@ -4,13 +4,18 @@
 1. Time to first paint: `python -m lamsim_tui SESSION` in a pseudo-terminal (160x48), from just
    before the process starts to the first refresh of the first screen; the app reports it and exits.
    Also whether litellm was imported by then (it must not be), with a scripted and a model session.
-2. A fast stream: the scripted agent streaming 2,000 characters per second per episode, 4 episodes
+2. Review throughput: 200 trajectories queued; an operator accepts one after another. For each
+   decision key, the time from the key to the next trajectory shown in the detail pane (painted):
+   median and p95, with the app idle and with a live 4-episode stream running at the same time.
+   `--baseline DIR` runs the same measurement on another checkout (e.g. a worktree of main) in a
+   subprocess, alternating with this one, so before/after come from the same machine state.
+3. A fast stream: the scripted agent streaming 2,000 characters per second per episode, 4 episodes
    at once, with the live screen shown and then with the review queue shown (review while
    generating). Reports the engine events waiting at each repaint (the backlog: it must not grow),
    the time between repaints, and key-press latency (key posted -> action run -> screen refreshed)
    for keys pressed every 150 ms during the run.
 
-    .venv/bin/python bench/tui.py [--runs 5] [--tasks 60] [--json]
+    .venv/bin/python bench/tui.py [--runs 5] [--tasks 60] [--json] [--only review] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -195,13 +200,152 @@ async def stream(session: Path, *, cps: float, view: str, key: str, paced: bool)
         TrajectoryTable.action_cursor_up = up
 
 
+# ----- 2. review throughput ---------------------------------------------------------------------------
+
+REVIEW_QUEUED = 200
+REVIEW_DECISIONS = 60
+
+
+def review_project(root: Path, queued: int = REVIEW_QUEUED) -> Path:
+    """A project whose store holds `queued` pending trajectories (realistic records, no model)."""
+    import random
+
+    from lamsim_tui.session.config import load_session
+    from lamsim_tui.store import open_store
+    from lamsim_tui.testing.synthetic import make_record
+
+    session = make_project(root, tasks=60, concurrency=4, mistake_rate=0.35)
+    rng = random.Random(14)
+    with open_store(load_session(session).store_dir()) as store, store.batch():
+        for i in range(queued):
+            store.add(make_record(rng, i, status="pending"))
+    return session
+
+
+async def review_throughput(session: Path, *, live: bool, decisions: int = REVIEW_DECISIONS,
+                            cps: float = 2000.0) -> dict:
+    """Accept `decisions` trajectories one after another; per key, the time until the next one is shown.
+
+    Uses only what the app had before issue 14 too (`make_app`, the review screen's `shown` and
+    `_show_detail`, the `a` key), so the same function measures an older checkout.
+    """
+    from lamsim_tui.ui.app import make_app
+    from lamsim_tui.ui.screens.review import TrajectoryList
+
+    app = make_app(session, watch=False, scripted_cps=cps)
+    latencies: list[float] = []
+    sent: dict[str, float] = {}
+    original = TrajectoryList._show_detail
+
+    def probe(self, *args, **kwargs):
+        before = self.shown
+        result = original(self, *args, **kwargs)
+        t0 = sent.get("t")
+        if t0 is not None and self.shown is not None and self.shown != before:
+            sent.pop("t")
+            self.call_after_refresh(lambda: latencies.append(time.perf_counter() - t0))
+        return result
+
+    TrajectoryList._show_detail = probe
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("2")
+            review = app.screen
+            await wait_for(pilot, lambda: review.table.row_count >= REVIEW_QUEUED // 2, what="the queue",
+                           timeout=60)
+            if live:
+                app.action_start()
+                await wait_for(pilot, lambda: app.engine is not None and len(app.live.running) >= 4,
+                               what="4 episodes streaming", timeout=60)
+            for _ in range(decisions):
+                count = len(latencies)
+                sent["t"] = time.perf_counter()
+                app.simulate_key("a")
+                deadline = time.perf_counter() + 10
+                while len(latencies) == count and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.001)
+                await asyncio.sleep(0.05)  # an operator's pause between keys, not timed
+            streaming = app.engine is not None
+            if app.engine is not None:
+                app.engine.cancel()
+                await wait_for(pilot, lambda: app.engine is None, what="the stop", timeout=60)
+    finally:
+        TrajectoryList._show_detail = original
+    return {"live": live, "streaming_throughout": streaming if live else None, "decisions": len(latencies),
+            "median_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+            "p95_ms": round(1000 * _pct(latencies, 0.95), 1) if latencies else None,
+            "max_ms": round(1000 * max(latencies), 1) if latencies else None}
+
+
+def review_once(root: Path, live: bool) -> dict:
+    session = review_project(root)
+    return asyncio.run(review_throughput(session, live=live))
+
+
+def review_in(checkout: Path, live: bool) -> dict:
+    """The same measurement with the lamsim of another checkout (its package first on the path)."""
+    code = ("import json, sys, tempfile; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+            "sys.path.insert(1, sys.argv[2]); import tui; "
+            "print(json.dumps(tui.review_once(Path(tempfile.mkdtemp(prefix='lamsim-bench-')), sys.argv[3] == '1')))")
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    done = subprocess.run([sys.executable, "-c", code, str(checkout), str(Path(__file__).parent), "1" if live else "0"],
+                          capture_output=True, text=True, env=env, cwd=checkout, timeout=900)
+    if done.returncode:
+        raise SystemExit(f"the baseline run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def review_figures(runs: int, baseline: Path | None) -> dict:
+    import lamsim_tui
+
+    here = Path(lamsim_tui.__file__).resolve().parents[1]
+    out: dict = {}
+    for live in (False, True):
+        key = "live stream" if live else "idle"
+        mine, theirs = [], []
+        for _ in range(runs):  # alternate, so both see the same machine state
+            mine.append(review_in(here, live))
+            if baseline is not None:
+                theirs.append(review_in(baseline, live))
+        out[key] = {"this": _summary(mine)}
+        if baseline is not None:
+            out[key]["baseline"] = _summary(theirs)
+    return out
+
+
+def _summary(runs: list[dict]) -> dict:
+    return {"runs": len(runs), "median_ms": statistics.median(r["median_ms"] for r in runs),
+            "p95_ms": statistics.median(r["p95_ms"] for r in runs),
+            "max_ms": max(r["max_ms"] for r in runs), "decisions_per_run": runs[0]["decisions"]}
+
+
+def print_review(figures: dict) -> None:
+    print(f"review throughput ({REVIEW_QUEUED} queued, {REVIEW_DECISIONS} accepts per run, key -> next trajectory "
+          "shown and painted; medians over runs)")
+    for setting, sides in figures.items():
+        for side, r in sides.items():
+            print(f"  [{setting}, {side}] median {r['median_ms']} ms, p95 {r['p95_ms']} ms, max {r['max_ms']} ms "
+                  f"({r['runs']} runs)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="first-paint runs")
     parser.add_argument("--tasks", type=int, default=60, help="episodes per stream phase")
     parser.add_argument("--cps", type=float, default=2000.0, help="characters per second per episode")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", choices=("paint", "review", "stream"), help="run one part")
+    parser.add_argument("--review-runs", type=int, default=3, help="review-throughput runs (each side)")
+    parser.add_argument("--baseline", type=Path, help="another checkout to measure review throughput beside")
     args = parser.parse_args()
+    if args.only == "review":
+        figures = review_figures(args.review_runs, args.baseline)
+        if args.json:
+            print(json.dumps(figures, indent=2))
+        else:
+            print_review(figures)
+        return 0
 
     root = Path(tempfile.mkdtemp(prefix="lamsim-bench-"))
     session = make_project(root, tasks=args.tasks, concurrency=4, mistake_rate=0.35)
@@ -211,8 +355,8 @@ def main() -> int:
     tail = tail.split("budget:", 1)[1]
     model_session.write_text(head + MODEL_SESSION_EXTRA + "budget:" + tail)
 
-    results: dict = {"first_paint": {}, "stream": []}
-    for name, path in (("scripted", session), ("model", model_session)):
+    results: dict = {"first_paint": {}, "stream": [], "review": None}
+    for name, path in (("scripted", session), ("model", model_session)) if args.only in (None, "paint") else ():
         runs = [first_paint(path, root) for _ in range(args.runs)]
         ms = [r["first_paint_ms"] for r in runs]
         results["first_paint"][name] = {
@@ -220,7 +364,9 @@ def main() -> int:
             "max_ms": round(max(ms)), "litellm_imported_at_paint": any(r["litellm_imported"] for r in runs),
             "modules_at_paint": runs[-1]["modules"],
         }
-    for paced in (False, True):
+    if args.only is None:
+        results["review"] = review_figures(args.review_runs, args.baseline)
+    for paced in (False, True) if args.only in (None, "stream") else ():
         for view, key in (("live", "right_square_bracket"), ("review", "j")):
             store = root / "stores" / "pilot"
             if store.exists():
@@ -232,10 +378,16 @@ def main() -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print("first paint (python -m lamsim_tui in a 160x48 pseudo-terminal, process start -> first refresh)")
+    if results["first_paint"]:
+        print("first paint (python -m lamsim_tui in a 160x48 pseudo-terminal, process start -> first refresh)")
     for name, r in results["first_paint"].items():
         print(f"  {name:<9} median {r['median_ms']} ms  (min {r['min_ms']}, max {r['max_ms']}, {r['runs']} runs)  "
               f"litellm imported at paint: {r['litellm_imported_at_paint']}")
+    if results["review"]:
+        print()
+        print_review(results["review"])
+    if not results["stream"]:
+        return 0
     print(f"\nfast stream: scripted agent at {args.cps:,.0f} chars/s per episode, 4 episodes at once "
           "(stock: sleeps between chunks; paced: on a wall-clock schedule, like a model server)")
     for r in results["stream"]:

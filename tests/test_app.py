@@ -133,7 +133,7 @@ def test_accept_discard_undo_reach_the_store(filled):
             first = review.table.current_id
             await pilot.press("a")
             assert app.store.get(first).status == "accepted"
-            assert first not in review.table.rows
+            assert first not in review.table
             second = review.table.current_id
             assert second != first
             await pilot.press("d")
@@ -168,7 +168,7 @@ def test_queue_orders_pending_before_filtered_and_filters(filled):
             await pilot.press("2")
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count == len(app.queue), what="the queue")
-            statuses = [app.queue[key.value].status for key in review.table.rows]
+            statuses = [app.queue[rid].status for rid in review.table.ids]
             assert statuses == sorted(statuses, key=lambda s: s != "pending")
             assert "filtered" in statuses and "pending" in statuses
             target = next(r for r in records if r.id in app.queue)
@@ -177,7 +177,7 @@ def test_queue_orders_pending_before_filtered_and_filters(filled):
             await pilot.press(*words)
             await pilot.press("enter")
             await wait_for(pilot, lambda: review.filter.text == words, what="the text filter")
-            listed = {key.value for key in review.table.rows}
+            listed = set(review.table.ids)
             assert target.id in listed
             by_id = {r.id: r for r in records}
             for record_id in listed:  # every word is somewhere in what the agent was asked, wrote or was shown
@@ -192,7 +192,7 @@ def test_queue_orders_pending_before_filtered_and_filters(filled):
             app.screen.query_one("#filter-template").value = template
             await pilot.press("enter")
             await wait_for(pilot, lambda: review.filter.template == template, what="the template filter")
-            listed = [key.value for key in review.table.rows]
+            listed = review.table.ids
             assert listed and all(by_id[record_id].task.template == template for record_id in listed)
             assert len(listed) == sum(1 for r in records if r.id in app.queue and r.task.template == template)
             assert template in screen_text(app)
@@ -271,7 +271,7 @@ def test_edit_refused_then_valid_flows_to_the_store(filled):
             assert stored.review.edits == 1
             assert stored.verdict.success is True
             assert all(s.observation for s in stored.steps[:-1]), "observations come from the tools"
-            assert target not in review.table.rows
+            assert target not in review.table
             assert target not in app.drafts
 
     run(scenario())
@@ -600,8 +600,8 @@ def test_long_observation_and_a_thousand_queued_stay_usable(tmp_path: Path):
             review.table.focus_row(big_id)
             await wait_for(pilot, lambda: review.shown == big_id, what="the long trajectory in the detail pane")
             await pilot.pause()
-            detail = review.query_one("#detail-body")
-            assert len(detail.render().plain) < 10_000, "a 100 KB observation is truncated in the detail"
+            detail = review.query_one("#detail")
+            assert len(detail.content.plain) < 10_000, "a 100 KB observation is truncated in the detail"
             await pilot.press("o")
             await pilot.press("v")
             assert type(app.screen).__name__ == "TextViewer"

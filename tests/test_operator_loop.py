@@ -196,17 +196,17 @@ def test_one_number_for_a_trajectory_live_in_the_queue_and_the_store_across_undo
             await pilot.press("2")
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count == len(app.queue), what="the queue")
-            shown = {key.value: review.table.get_row(key)[0].plain for key in review.table.rows}
+            shown = {rid: review.table.cells_of(rid)[0].plain for rid in review.table.ids}
             first = review.table.current_id
             await pilot.press("a")  # accept one: the others keep their numbers
             await pilot.press("u")  # and undo it: it comes back with its own number
-            await wait_for(pilot, lambda: first in review.table.rows, what="the undo")
-            after = {key.value: review.table.get_row(key)[0].plain for key in review.table.rows}
+            await wait_for(pilot, lambda: first in review.table, what="the undo")
+            after = {rid: review.table.cells_of(rid)[0].plain for rid in review.table.ids}
             await pilot.press("a")
             await pilot.press("3")
             browser = app.screen
-            await wait_for(pilot, lambda: first in browser.table.rows, what="the store browser")
-            in_browser = browser.table.get_row(first)[0].plain
+            await wait_for(pilot, lambda: first in browser.table, what="the store browser")
+            in_browser = browser.table.cells_of(first)[0].plain
             return live_numbers, shown, after, first, in_browser
 
     live_numbers, shown, after, first, in_browser = run(first_run())
@@ -225,7 +225,7 @@ def test_one_number_for_a_trajectory_live_in_the_queue_and_the_store_across_undo
             await pilot.press("2")
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count == len(app.queue) > 0, what="the queue")
-            return {key.value: review.table.get_row(key)[0].plain for key in review.table.rows}
+            return {rid: review.table.cells_of(rid)[0].plain for rid in review.table.ids}
 
     again = run(restarted())
     assert again == {rid: str(expected[rid]) for rid in again}, "a restart changes no number"
@@ -328,7 +328,7 @@ def test_a_replay_refreshes_the_observations_in_the_editor(filled):
             await pilot.press("2")
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count > 0, what="the queue")
-            if target.id not in review.table.rows:
+            if target.id not in review.table:
                 pytest.skip("the chosen record is not queued")
             review.table.focus_row(target.id)
             await pilot.press("e")
@@ -361,7 +361,7 @@ def test_steps_that_could_not_be_parsed_are_named_in_the_editor(filled):
             await pilot.press("2")
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count > 0, what="the queue")
-            if target.id not in review.table.rows:
+            if target.id not in review.table:
                 pytest.skip("the chosen record is not queued")
             review.table.focus_row(target.id)
             await pilot.press("e")
@@ -436,11 +436,11 @@ def test_a_rejected_action_shows_its_error_once(filled):
             await pilot.press("2")
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count > 0, what="the queue")
-            if target.id not in review.table.rows:
+            if target.id not in review.table:
                 pytest.skip("the chosen record is not queued")
             review.table.focus_row(target.id)
             await wait_for(pilot, lambda: review.shown == target.id, what="the detail")
-            plain = review.query_one("#detail-body").render().plain
+            plain = review.query_one("#detail").content.plain
             assert plain.count(message) == 1, plain
 
     run(scenario())
@@ -543,7 +543,7 @@ def test_bulk_discard_of_what_a_filter_lists_with_a_reason(filled):
             review = app.screen
             await wait_for(pilot, lambda: review.table.row_count == len(app.queue) > 0, what="the queue")
             await pilot.press("slash", *"status:filtered", "enter")
-            listed = [key.value for key in review.table.rows]
+            listed = review.table.ids
             assert listed and all(app.queue[rid].status == "filtered" for rid in listed)
             await pilot.press("m")
             await pilot.press("tab")  # from the accept button to the reason box
@@ -629,12 +629,12 @@ def test_filter_by_code_in_three_keys_with_counts(filled):
             assert count == len(having) > 0, "the picker counts the trajectories with each code"
             await pilot.press("enter")  # c, enter: the commonest code (or code family, like `args`)
             await wait_for(pilot, lambda: review.filter.code == option.id, what="the code filter")
-            assert {key.value for key in review.table.rows} == {row.id for row in having}
+            assert set(review.table.ids) == {row.id for row in having}
             await pilot.press("escape")
             template = app.queue.ordered()[0].listing.template
             await pilot.press("slash", *f"code:{option.id} template:{template}", "enter")
             assert review.filter.code == option.id and review.filter.template == template
-            assert all(app.queue[key.value].listing.template.startswith(template) for key in review.table.rows)
+            assert all(app.queue[rid].listing.template.startswith(template) for rid in review.table.ids)
 
     run(scenario())
 

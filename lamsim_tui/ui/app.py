@@ -286,6 +286,16 @@ class LamsimApp(App[int]):
             self.notify(notice, title="store", severity="warning", markup=False, timeout=10)
         self.queue_changed.publish(QueueChanged(added=[], removed=[]))
         self.session_changed.publish(SessionReloaded("store"))
+        self.call_after_refresh(self._settle_memory)
+
+    def _settle_memory(self) -> None:
+        """What start-up loaded (modules, the pack, the queue) stays for the app's life: leave it out of
+        the garbage collector's full passes, which otherwise walk it again and again (pauses of 100 ms
+        and more between two keys, measured by bench/tui.py)."""
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
     @work(thread=True, group="queue-text", exclusive=True, exit_on_error=False, name="read the queue's text")
     def read_queue_text(self, rows: list[Row]) -> None:

@@ -458,9 +458,10 @@ class LiveScreen(Screen):
             if step.index < len(self._blocks):
                 if self._step_keys[step.index] != key:
                     self._step_keys[step.index] = key
+                    self._blocks[step.index].changes_state = self._changes_state(step)
                     self._blocks[step.index].show(step, expanded=self.expanded)
             else:
-                block = StepBlock(step, expanded=self.expanded, classes="step",
+                block = StepBlock(step, expanded=self.expanded, classes="step", changes_state=self._changes_state(step),
                                   width_hint=max(0, agent.scrollable_content_region.width - 2))
                 self._blocks.append(block)
                 self._step_keys.append(key)
@@ -469,6 +470,13 @@ class LiveScreen(Screen):
         self._show_feedback(episode)
         if at_end or rebuild:
             agent.call_after_refresh(agent.scroll_end, animate=False)
+
+    def _changes_state(self, step) -> bool:
+        from lamsim_tui.record import ToolCall
+
+        pack = self.app.pack
+        spec = pack.tools.get(step.action.tool) if pack is not None and isinstance(step.action, ToolCall) else None
+        return bool(spec is not None and spec.changes_state)
 
     def _clear_blocks(self) -> None:
         """Remove the step blocks in one go: focus on one of them moves to a widget that stays (the

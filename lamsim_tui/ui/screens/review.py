@@ -8,17 +8,17 @@ import re
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Footer, Header, Static
 
 from lamsim_tui.errors import LamsimError
 from lamsim_tui.record import Trajectory
 from lamsim_tui.ui.messages import QueueChanged
 from lamsim_tui.ui.queue import Row, RowFilter, TrajectoryRows
 from lamsim_tui.ui.render import record_content
-from lamsim_tui.ui.widgets.steps import Wrapped
+from lamsim_tui.ui.widgets.detail import DetailView
 from lamsim_tui.ui.widgets.tables import TrajectoryTable
 
 _HELD_BY = re.compile(r"\bpid (\d+)")
@@ -60,8 +60,7 @@ class TrajectoryList(Screen):
         yield Static(id="list-bar")
         with Horizontal(classes="list-body"):
             yield TrajectoryTable(id="table", classes="panel", review_column=self.REVIEW_COLUMN)
-            with VerticalScroll(id="detail", classes="panel"):
-                yield Wrapped(id="detail-body")
+            yield DetailView(id="detail", classes="panel")
 
     @property
     def table(self) -> TrajectoryTable:
@@ -116,13 +115,12 @@ class TrajectoryList(Screen):
         raise NotImplementedError
 
     # ----- detail ------------------------------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_trajectory_table_highlighted(self, event: TrajectoryTable.Highlighted) -> None:
         self._show_detail()
 
     def _show_detail(self, force: bool = False) -> None:
         record_id = self.table.current_id
-        body = self.query_one("#detail-body", Wrapped)
-        detail = self.query_one("#detail", VerticalScroll)
+        detail = body = self.query_one("#detail", DetailView)
         if record_id is None:
             self.shown = None
             empty = self.nothing_listed()
@@ -145,14 +143,13 @@ class TrajectoryList(Screen):
         body.show_with(lambda width: record_content(record, expanded=expanded, width=width, number=number,
                                                     pack=pack))
         detail.border_title = f"#{number} · {record_id[:10]}" if number else f"Trajectory {record_id[:10]}"
-        detail.scroll_home(animate=False)
 
     def action_expand(self) -> None:
         self.expanded = not self.expanded
         self._show_detail(force=True)
 
     def action_scroll_detail(self, direction: int) -> None:
-        detail = self.query_one("#detail", VerticalScroll)
+        detail = self.query_one("#detail", DetailView)
         detail.scroll_relative(y=direction * max(1, detail.scrollable_content_region.height // 2), animate=False)
 
     def action_view_json(self) -> None:
@@ -277,7 +274,7 @@ class ReviewScreen(TrajectoryList):
         if self.app.store is None:
             doc = doc + Content.styled("   store: " + (self.app.store_problem or "opening…"), "$severity-error")
         line = Content.styled(self.status_line, "$text-muted") if self.status_line else Content("")
-        self.query_one("#list-bar", Static).update(Content("\n").join([doc, line]))
+        self.query_one("#list-bar", Static).update(Content("\n").join([doc, line]), layout=False)
 
     def _queue_changed(self, change: QueueChanged) -> None:
         table = self.table
@@ -289,14 +286,13 @@ class ReviewScreen(TrajectoryList):
         current = table.current_id
         queue = self.app.queue
         for record_id in change.removed:
-            if record_id in table.rows:
-                table.remove_row(record_id)
+            table.remove_row(record_id)
         for record_id in change.updated:
             if record_id in queue:
                 table.update_row(queue[record_id])
         rows = [queue[record_id] for record_id in change.added if record_id in queue]
-        fresh = [row for row in rows if row.id not in table.rows and queue.matches(row, self.filter)]
-        back = [row for row in rows if row.id in table.rows]
+        fresh = [row for row in rows if row.id not in table and queue.matches(row, self.filter)]
+        back = [row for row in rows if row.id in table]
         for row in back:
             table.update_row(row)
         if fresh:
@@ -306,7 +302,7 @@ class ReviewScreen(TrajectoryList):
                 table.add_rows_keyed(ordered)  # joins at the end: the usual case while a session runs
             else:
                 table.show_rows(self.listed_rows(), keep=current)  # comes back in its place (undo)
-        target = change.select if change.select in table.rows else current
+        target = change.select if change.select in table else current
         table.focus_row(target)
         self._show_bar()
         self._show_detail()
@@ -324,13 +320,10 @@ class ReviewScreen(TrajectoryList):
     def _neighbour(self, record_id: str) -> str | None:
         """The row to select after `record_id` leaves the queue: the next one, else the previous one."""
         table = self.table
-        if record_id not in table.rows:
+        if record_id not in table:
             return None
         index = table.get_row_index(record_id)
-        for candidate in (index + 1, index - 1):
-            if 0 <= candidate < table.row_count:
-                return table.coordinate_to_cell_key((candidate, 0))[0].value
-        return None
+        return table.id_at(index + 1) or table.id_at(index - 1)
 
     def _label(self, record_id: str) -> str:
         row = self.rows[record_id] if record_id in self.rows else None

@@ -77,7 +77,7 @@ class StoreScreen(TrajectoryList):
             ("   x: export", "$text-muted"),
         )
         line = Content.styled(self.status_line, "$text-muted") if self.status_line else Content("")
-        self.query_one("#list-bar", Static).update(Content("\n").join([doc, line]))
+        self.query_one("#list-bar", Static).update(Content("\n").join([doc, line]), layout=False)
 
     def action_undo(self) -> None:
         if self.app.undo_last_decision():

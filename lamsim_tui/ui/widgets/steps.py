@@ -55,13 +55,15 @@ class StepBlock(Wrapped, can_focus=True):
 
     BINDINGS = [Binding("enter,v", "view", "View all", id="step.view")]
 
-    def __init__(self, step: Step | StepLive, *, expanded: bool = False, width_hint: int = 0, **kwargs: Any):
+    def __init__(self, step: Step | StepLive, *, expanded: bool = False, width_hint: int = 0,
+                 changes_state: bool = False, **kwargs: Any):
         self.step = step
         self.expanded = expanded
+        self.changes_state = changes_state  # a call to a tool that changes the sandbox: marked
         super().__init__(self._content, width_hint=width_hint, **kwargs)
 
     def _content(self, width: int) -> Content:
-        return step_content(self.step, expanded=self.expanded, width=width)
+        return step_content(self.step, expanded=self.expanded, width=width, changes_state=self.changes_state)
 
     def show(self, step: Step | StepLive, *, expanded: bool | None = None) -> None:
         self.step = step

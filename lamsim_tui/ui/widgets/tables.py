@@ -1,5 +1,10 @@
 """The trajectory table shared by the review queue and the store browser.
 
+A Line-API widget (`ScrollView`): it draws only the rows on screen and keeps each drawn row, so a
+decision (a row leaves, the cursor moves on) redraws two rows, not the table — with a live stream
+running beside it. Zebra stripes follow the trajectory's number, not its position, so removing a
+row changes nothing below it.
+
 Its columns fit the table's width: the findings summary (counts by severity, then the first
 codes) always keeps room; when space runs out the id column goes first (the number identifies a
 trajectory), then the verdict shrinks to a mark, then the template name is cut.
@@ -10,10 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.widgets import DataTable
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from lamsim_tui.record import Listing
 from lamsim_tui.ui.queue import Row
@@ -21,6 +31,7 @@ from lamsim_tui.ui.text import literal
 
 SEVERITY_MARKS = (("error", "✗"), ("warning", "!"), ("info", "·"))
 UNNUMBERED = "…"  # a trajectory the store has not numbered yet (its write is on its way)
+PAD = 1  # cells of padding on each side of a column
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,6 @@ def severity_counts(listing: Listing) -> dict[str, int]:
 
 def layout(width: int, *, review_column: bool = False) -> tuple[Column, ...]:
     """The columns for a table `width` cells wide (borders and padding already taken off)."""
-    # Each column costs its width plus 2 cells of padding.
     number = Column("#", "number", 5)
     status = Column("status", "status", 9)
     steps = Column("steps", "steps", 5)
@@ -53,7 +63,7 @@ def layout(width: int, *, review_column: bool = False) -> tuple[Column, ...]:
     fixed = [number, ident, status, verdict, steps] + ([review] if review else [])
 
     def room(columns: list[Column]) -> int:
-        return width - sum(c.width + 2 for c in columns) - 4  # template and findings: padding of both
+        return width - sum(c.width + 2 * PAD for c in columns) - 4 * PAD  # template and findings: their padding
 
     if room(fixed) < findings_min + template_min:
         fixed.remove(ident)
@@ -72,38 +82,238 @@ def layout(width: int, *, review_column: bool = False) -> tuple[Column, ...]:
     return tuple(columns)
 
 
-class TrajectoryTable(DataTable):
+class TrajectoryTable(ScrollView, can_focus=True):
     """Rows keyed by trajectory id. Cells are `rich.text.Text` (never markup); colours come from the theme."""
 
     BINDINGS = [
-        Binding("j", "cursor_down", "Next", show=False),
-        Binding("k", "cursor_up", "Previous", show=False),
+        Binding("down,j", "cursor_down", "Next", show=False),
+        Binding("up,k", "cursor_up", "Previous", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
     ]
+    COMPONENT_CLASSES = {"table--header", "table--cursor", "table--even"}
+    DEFAULT_CSS = """
+    TrajectoryTable { overflow-x: hidden; }
+    TrajectoryTable > .table--header { text-style: bold; color: $text-muted; }
+    TrajectoryTable > .table--cursor { background: $panel-lighten-2; }
+    TrajectoryTable:focus > .table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
+    TrajectoryTable > .table--even { background: $boost; }
+    """
+
+    class Highlighted(Message):
+        """The cursor moved to another trajectory (or the table emptied: `record_id` None)."""
+
+        def __init__(self, table: TrajectoryTable, record_id: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.record_id = record_id
+
+        @property
+        def control(self) -> TrajectoryTable:
+            return self.table
 
     def __init__(self, *, review_column: bool = False, **kwargs):
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.review_column = review_column
         self.columns_shown: tuple[Column, ...] = ()
-        self._shown: dict[str, Row] = {}
+        self._ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self._rows: dict[str, Row] = {}
+        self._cursor = 0
+        self._strips: dict[tuple, Strip] = {}  # (id, cursor?, focused, width) -> its drawn row
+        self._announced: str | None = None
+        self._style_key: tuple | None = None
+        self._style: dict[str, Style] = {}
 
+    # ----- reading -----------------------------------------------------------------------------
+    @property
+    def ids(self) -> list[str]:
+        """The listed trajectories, top to bottom."""
+        return list(self._ids)
+
+    @property
+    def rows(self) -> dict[str, Row]:
+        """The listed rows by id (in order)."""
+        return {record_id: self._rows[record_id] for record_id in self._ids}
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._index
+
+    @property
+    def row_count(self) -> int:
+        return len(self._ids)
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
+
+    @property
+    def current_id(self) -> str | None:
+        return self._ids[self._cursor] if self._ids else None
+
+    def get_row_index(self, record_id: str) -> int:
+        return self._index[record_id]
+
+    def id_at(self, index: int) -> str | None:
+        return self._ids[index] if 0 <= index < len(self._ids) else None
+
+    def last_row(self) -> Row | None:
+        return self._rows[self._ids[-1]] if self._ids else None
+
+    def cells_of(self, record_id: str) -> list[Text]:
+        """What the row shows, cell by cell (tests read the number with `cells_of(id)[0].plain`)."""
+        return self.cells(self._rows[record_id])
+
+    # ----- changing ----------------------------------------------------------------------------
+    def show_rows(self, rows: Iterable[Row], keep: str | None = None) -> None:
+        """Replace every row; keep the cursor on `keep` (an id) when it is still listed."""
+        rows = list(rows)
+        self._rows = {row.id: row for row in rows}
+        self._ids = [row.id for row in rows]
+        self._reindex()
+        self._strips.clear()
+        self._cursor = min(self._cursor, max(len(self._ids) - 1, 0))
+        self.focus_row(keep)
+        self._changed()
+
+    def add_rows_keyed(self, rows: Iterable[Row]) -> None:
+        """Append rows (arrivals join at the end)."""
+        for row in rows:
+            if row.id in self._index:
+                continue
+            self._rows[row.id] = row
+            self._index[row.id] = len(self._ids)
+            self._ids.append(row.id)
+        self._changed()
+
+    def remove_row(self, record_id: str) -> None:
+        index = self._index.get(record_id)
+        if index is None:
+            return
+        del self._ids[index]
+        self._rows.pop(record_id, None)
+        self._forget(record_id)
+        self._reindex(start=index)
+        if self._cursor > index:
+            self._cursor -= 1  # the same trajectory stays under the cursor
+        self._cursor = max(0, min(self._cursor, len(self._ids) - 1))
+        self._changed()
+
+    def update_row(self, row: Row) -> None:
+        """Redraw one row in place (its number or review changed)."""
+        if row.id not in self._index:
+            return
+        self._rows[row.id] = row
+        self._forget(row.id)
+        self.refresh()
+
+    def focus_row(self, record_id: str | None) -> None:
+        if record_id is not None and record_id in self._index:
+            self.move_cursor(row=self._index[record_id])
+
+    def move_cursor(self, *, row: int, animate: bool = False) -> None:
+        if not self._ids:
+            self._cursor = 0
+            self._announce()
+            return
+        row = max(0, min(row, len(self._ids) - 1))
+        if row != self._cursor:
+            for index in (self._cursor, row):
+                record_id = self.id_at(index)
+                if record_id is not None:
+                    self._forget(record_id)
+            self._cursor = row
+        self._scroll_to_cursor()
+        self.refresh()
+        self._announce()
+
+    def _reindex(self, start: int = 0) -> None:
+        if start == 0:
+            self._index = {}
+        for i in range(start, len(self._ids)):
+            self._index[self._ids[i]] = i
+
+    def _forget(self, record_id: str) -> None:
+        for key in [k for k in self._strips if k[0] == record_id]:
+            del self._strips[key]
+
+    def _changed(self) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self._ids) + 1)
+        self._scroll_to_cursor()
+        self.refresh()
+        self._announce()
+
+    def _announce(self) -> None:
+        current = self.current_id
+        if current != self._announced:
+            self._announced = current
+            self.post_message(self.Highlighted(self, current))
+
+    def _scroll_to_cursor(self) -> None:
+        visible = max(1, self.scrollable_content_region.height - 1)  # the header takes a line
+        top = int(self.scroll_y)
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False)
+        elif self._cursor >= top + visible:
+            self.scroll_to(y=self._cursor - visible + 1, animate=False)
+
+    # ----- keys and mouse ----------------------------------------------------------------------
+    def action_cursor_down(self) -> None:
+        self.move_cursor(row=self._cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(row=self._cursor - 1)
+
+    def action_page_down(self) -> None:
+        self.move_cursor(row=self._cursor + max(1, self.scrollable_content_region.height - 2))
+
+    def action_page_up(self) -> None:
+        self.move_cursor(row=self._cursor - max(1, self.scrollable_content_region.height - 2))
+
+    def action_first(self) -> None:
+        self.move_cursor(row=0)
+
+    def action_last(self) -> None:
+        self.move_cursor(row=len(self._ids) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y == 0:
+            return
+        self.move_cursor(row=int(self.scroll_y) + offset.y - 1)
+
+    def on_focus(self) -> None:
+        self._strips.clear()  # the cursor row is drawn differently with the focus
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    # ----- layout ------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        self._lay_out(self.content_size.width or 100)
+        self._lay_out(self.scrollable_content_region.width or 100)
         self.app.theme_changed_signal.subscribe(self, lambda theme: self._recolour())
 
     def on_resize(self, event: events.Resize) -> None:
-        width = self.content_size.width
+        width = self.scrollable_content_region.width
         if width and layout(width, review_column=self.review_column) != self.columns_shown:
-            rows = [self._shown[key.value] for key in self.rows if key.value in self._shown]
-            keep = self.current_id
             self._lay_out(width)
-            self.show_rows(rows, keep=keep)
+        self._strips.clear()
+        self._changed()
 
     def _lay_out(self, width: int) -> None:
         self.columns_shown = layout(width, review_column=self.review_column)
-        self.clear(columns=True)
-        for column in self.columns_shown:
-            self.add_column(column.label, key=column.key, width=column.width)
+        self._strips.clear()
 
+    def _recolour(self) -> None:
+        self._strips.clear()
+        self._style_key = None
+        self.refresh()
+
+    # ----- drawing -----------------------------------------------------------------------------
     def _colours(self) -> dict[str, str]:
         variables = self.app.theme_variables
         return {name: variables.get(name, "") for name in (
@@ -128,7 +338,7 @@ class TrajectoryTable(DataTable):
                 word = ("success" if ok else "failed") if column.width > 1 else ("✓" if ok else "✗")
                 out.append(Text(word, style=c["verdict-success"] if ok else c["verdict-failure"]))
             elif key == "template":
-                out.append(Text(literal(listing.template), no_wrap=True, overflow="ellipsis"))
+                out.append(Text(literal(listing.template)))
             elif key == "steps":
                 out.append(Text(str(listing.steps), justify="right"))
             elif key == "review":
@@ -142,11 +352,11 @@ class TrajectoryTable(DataTable):
         """Counts by severity first (always visible), then the codes, most frequent first."""
         if not listing.findings:
             return Text("—", style=c["text-muted"])
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text()
+        counts = severity_counts(listing)
         for severity, mark in SEVERITY_MARKS:
-            n = severity_counts(listing)[severity]
-            if n:
-                text.append(f"{mark}{n} ", style=f"bold {c[f'severity-{severity}']}")
+            if counts[severity]:
+                text.append(f"{mark}{counts[severity]} ", style=f"bold {c[f'severity-{severity}']}")
         codes = sorted(listing.findings.items(), key=lambda kv: (-kv[1], kv[0]))
         text.append(literal(" ".join(code for code, _ in codes)), style=c["text-muted"])
         return text
@@ -162,55 +372,53 @@ class TrajectoryTable(DataTable):
             parts.append(", ".join(listing.decision_tags))
         if listing.decision_note:
             parts.append(f"“{listing.decision_note}”")
-        return Text(literal(" · ".join(parts)) if parts else "", style=c["text-muted"], no_wrap=True,
-                    overflow="ellipsis")
+        return Text(literal(" · ".join(parts)) if parts else "", style=c["text-muted"])
 
-    def show_rows(self, rows: Iterable[Row], keep: str | None = None) -> None:
-        """Replace every row; keep the cursor on `keep` (an id) when it is still listed."""
-        colours = self._colours()
-        self.clear()
-        self._shown = {}
-        self.add_rows_keyed(list(rows), colours)
-        self.focus_row(keep)
+    def _line(self, cells: list[Text], base: Style) -> list[Segment]:
+        segments: list[Segment] = []
+        pad = Segment(" " * PAD, base)
+        for column, cell in zip(self.columns_shown, cells, strict=True):
+            cell = cell.copy()
+            cell.truncate(column.width, overflow="ellipsis")
+            if cell.justify == "right" and cell.cell_len < column.width:
+                cell = Text(" " * (column.width - cell.cell_len)) + cell
+            cell.truncate(column.width, pad=True)
+            segments.append(pad)
+            segments.extend(segment for segment in cell.render(self.app.console) if segment.text != "\n")
+            segments.append(pad)
+        return segments
 
-    def add_rows_keyed(self, rows: Iterable[Row], colours: dict[str, str] | None = None) -> None:
-        colours = colours or self._colours()
-        for row in rows:
-            self._shown[row.id] = row
-            self.add_row(*self.cells(row, colours), key=row.id)
+    def _styles(self) -> dict[str, Style]:
+        """The styles a row is drawn with, looked up once per focus and theme (not per line)."""
+        key = (self.has_focus, self.app.theme)
+        if self._style_key != key:
+            self._style_key = key
+            base = self.rich_style
+            self._style = {"base": base, **{name: base + self.get_component_rich_style(f"table--{name}")
+                                            for name in ("header", "cursor", "even")}}
+        return self._style
 
-    def update_row(self, row: Row) -> None:
-        """Redraw one row in place (its number or review changed)."""
-        if row.id not in self.rows:
-            return
-        self._shown[row.id] = row
-        for column, cell in zip(self.columns_shown, self.cells(row), strict=True):
-            self.update_cell(row.id, column.key, cell)
-
-    def remove_row(self, row_key) -> None:
-        self._shown.pop(getattr(row_key, "value", row_key), None)
-        super().remove_row(row_key)
-
-    def last_row(self) -> Row | None:
-        if not self.row_count:
-            return None
-        return self._shown.get(self.coordinate_to_cell_key((self.row_count - 1, 0))[0].value)
-
-    def focus_row(self, record_id: str | None) -> None:
-        if record_id is not None and record_id in self.rows:
-            self.move_cursor(row=self.get_row_index(record_id), animate=False)
-
-    @property
-    def current_id(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        except Exception:
-            return None
-        return key.value
-
-    def _recolour(self) -> None:
-        rows = getattr(self.screen, "listed_rows", None)
-        if callable(rows):
-            self.show_rows(rows(), keep=self.current_id)
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        styles = self._styles()
+        base = styles["base"]
+        if y == 0:
+            header = styles["header"]
+            cells = [Text(column.label, justify="right" if column.key in ("number", "steps") else "left")
+                     for column in self.columns_shown]
+            return Strip(self._line(cells, header)).apply_style(header).crop_extend(0, width, base)
+        index = int(self.scroll_y) + y - 1
+        record_id = self.id_at(index)
+        if record_id is None:
+            return Strip.blank(width, base)
+        cursor = index == self._cursor
+        key = (record_id, cursor, self.has_focus, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            row = self._rows[record_id]
+            style = styles["cursor"] if cursor else styles["even"] if row.number % 2 == 0 else base
+            strip = Strip(self._line(self.cells(row), style)).apply_style(style).crop_extend(0, width, style)
+            if len(self._strips) > 2000:
+                self._strips.clear()
+            self._strips[key] = strip
+        return strip

@@ -311,8 +311,8 @@ def record_content(record: Trajectory, *, expanded: bool = False, width: int = 0
         doc.line("" if ran else "  (refused: not run)", "$text-muted")
     unparsed = [s.index + 1 for s in record.steps if s.action is None]
     if unparsed:
-        doc.label("unparsed").line("step " + ", ".join(map(str, unparsed)) + ": no action could be read "
-                                   "(the editor leaves these out; the raw reply is below)", "$severity-warning")
+        doc.label("unparsed").indented("step " + ", ".join(map(str, unparsed)) + ": no action could be read "
+                                       "(the editor leaves these out; the raw reply is below)", "$severity-warning")
     doc.line()
     parts = [doc.content()]
     for step in record.steps:

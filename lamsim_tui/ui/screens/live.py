@@ -443,7 +443,8 @@ class LiveScreen(Screen):
         task_key = (episode.id, self.show_gold, episode.number)
         if task_key != self._task_key:
             self._task_key = task_key
-            number = f"#{episode.number} · {episode.id[:10]}" if episode.stored else f"{episode.id[:10]} (not stored yet)"
+            short_id = "" if self.app.snapshot else f" · {episode.id[:10]}"  # ids are random: not in snapshots
+            number = f"#{episode.number}{short_id}" if episode.stored else f"{episode.id[:10]} (not stored yet)"
             header = f"episode {number} · task {episode.task_id} · attempt {episode.attempt + 1}"
             show_gold = self.show_gold
             task.show_with(lambda width: task_content(

@@ -19,7 +19,7 @@ from textual.visual import Visual
 
 class DetailView(ScrollView):
     DEFAULT_CSS = """
-    DetailView { overflow-x: hidden; overflow-y: auto; }
+    DetailView { overflow-x: hidden; overflow-y: auto; scrollbar-gutter: stable; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -28,6 +28,9 @@ class DetailView(ScrollView):
         self._strips: list[Strip] = []
         self._built_for = -1
         self.content = Content("")  # what is shown (tests read `content.plain`)
+
+    # The gutter is kept for the scrollbar: the width the text was built for does not change when a
+    # long trajectory brings the scrollbar in.
 
     def show_with(self, builder: Callable[[int], Content]) -> None:
         """Show what `builder(width)` makes, from the top."""

@@ -95,7 +95,7 @@ class TrajectoryTable(ScrollView, can_focus=True):
     ]
     COMPONENT_CLASSES = {"table--header", "table--cursor", "table--even"}
     DEFAULT_CSS = """
-    TrajectoryTable { overflow-x: hidden; }
+    TrajectoryTable { overflow-x: hidden; scrollbar-gutter: stable; }
     TrajectoryTable > .table--header { text-style: bold; color: $text-muted; }
     TrajectoryTable > .table--cursor { background: $panel-lighten-2; }
     TrajectoryTable:focus > .table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }

@@ -525,9 +525,12 @@ def test_bulk_accept_of_the_clean_ones_is_one_decision_with_one_undo(filled):
             await wait_for(pilot, lambda: len(app.queue) == before - len(clean), what="the bulk accept")
             assert all(app.store.get(rid).status == "accepted" for rid in clean)
             assert f"accepted {len(clean)} trajectories as one decision" in screen_text(app)
+            assert not any(rid in review.table for rid in clean), "accepted rows are gone from the table"
             await pilot.press("u")
             await wait_for(pilot, lambda: len(app.queue) == before, what="the undo")
             assert all(app.store.get(rid).status == "pending" for rid in clean), "one undo reverts all of it"
+            assert clean <= set(review.table.ids) and review.table.row_count == before, "and they are listed again"
+            assert f"listed {before}" in screen_text(app)
 
     run(scenario())
 

@@ -241,7 +241,10 @@ class LiveScreen(Screen):
             doc.add(f"   running {len(live.running)}", "" if running else "$text-muted")
             if eta is not None:
                 minutes, seconds = divmod(int(eta), 60)
-                doc.add(f"   ETA {minutes}:{seconds:02d}", "$text-muted")
+                if narrow:  # its own line: the episodes line has no room for it
+                    doc.line().label("ETA", 10).add(f"{minutes}:{seconds:02d}", "$text-muted")
+                else:
+                    doc.add(f"   ETA {minutes}:{seconds:02d}", "$text-muted")
             doc.line()
             if progress is not None:
                 if narrow:
@@ -253,7 +256,8 @@ class LiveScreen(Screen):
                 kept = sum(1 for e in cancelled if e.stored)
                 text = f"{len(cancelled)} cancelled ({'not stored' if not kept else f'{kept} stored'})"
                 doc.label("stopped", 10).line(text, "$status-discarded")
-            doc.label("to review", 10).line(f"{pending} pending, {filtered} filtered")
+            doc.label("to review", 10).line(f"{pending} pending · {filtered} filt." if narrow else
+                                            f"{pending} pending, {filtered} filtered")
             if cps is not None:
                 doc.label("stream", 10).line(f"{cps:,.0f} chars/s (~{cps / 4:,.0f} tok/s)")
             if tokens:
@@ -292,12 +296,16 @@ class LiveScreen(Screen):
             doc.add("✗ ", "$verdict-failure")
         narrow = self.has_class("narrow")
         room = 12 if narrow else 22
+        if episode.cancelled:  # one line: what happened to it takes the room of the step count
+            room = 12 if narrow else 14
+            doc.add(f"{episode.template[:room]:<{room}}")
+            doc.add(" cancelled" + ("" if narrow else " (stored)" if episode.stored else " (not stored)"),
+                    "$status-discarded")
+            return doc.content()
         doc.add(f"{episode.template[:room]:<{room}}")
         steps = len(episode.steps) + (0 if episode.finished else 1)
         doc.add(f" {steps:>2} st", "$text-muted")
-        if episode.cancelled:
-            doc.add(" cancelled" + ("" if episode.stored or narrow else " (not stored)"), "$status-discarded")
-        elif episode.finished:
+        if episode.finished:
             doc.add(f" {episode.status[:4] if narrow else episode.status}", f"$status-{episode.status}")
         return doc.content()
 

@@ -22,6 +22,7 @@ from lamsim_tui.ui.widgets.detail import DetailView
 from lamsim_tui.ui.widgets.tables import TrajectoryTable
 
 _HELD_BY = re.compile(r"\bpid (\d+)")
+NARROW_COLUMNS = 120
 
 
 class TrajectoryList(Screen):
@@ -52,6 +53,7 @@ class TrajectoryList(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.filter = RowFilter()
+        self.narrow = False
         self.expanded = False
         self.shown: str | None = None  # the trajectory in the detail pane
         self.status_line = ""
@@ -88,6 +90,13 @@ class TrajectoryList(Screen):
         self._show_bar()
 
     # ----- what an empty list means ------------------------------------------------------------
+    def on_resize(self, event) -> None:
+        narrow = event.size.width < NARROW_COLUMNS
+        if narrow != self.narrow:
+            self.narrow = narrow
+            self.set_class(narrow, "narrow")  # the table takes more of the width (app.tcss)
+            self._show_bar()
+
     def nothing_listed(self) -> Content:
         """Why the table is empty, truly: the store is held or failed, the filter matches nothing, or it is empty."""
         app = self.app
@@ -267,10 +276,20 @@ class ReviewScreen(TrajectoryList):
             (f"{len(queue) - pending}", "bold $status-filtered"), (" filtered", "$text-muted"),
             ("   listed ", "$text-muted"), (f"{self.table.row_count}", "bold"),
             ("   filter ", "$text-muted"), (self.filter.describe(), "$accent" if self.filter.active else "$text-muted"),
-            ("   reviewed ", "$text-muted"), (f"{decided}", "bold"), (" this session · ", "$text-muted"),
+            ("   reviewed ", "$text-muted"), (f"{decided}", "bold"),
+            (" · " if self.narrow else " this session · ", "$text-muted"),
             (f"{len(queue)}", "bold"), (" left", "$text-muted"),
-            (f" · {pace:.0f} s per decision" if pace is not None else "", "$text-muted"),
+            (f" · {pace:.0f} s/decision" if self.narrow and pace is not None else
+             f" · {pace:.0f} s per decision" if pace is not None else "", "$text-muted"),
         )
+        if self.narrow:  # the counts that matter, in the room there is
+            doc = Content.assemble(
+                (f"{pending}", "bold $status-pending"), (" pending · ", "$text-muted"),
+                (f"{len(queue) - pending}", "bold $status-filtered"), (" filtered · listed ", "$text-muted"),
+                (f"{self.table.row_count}", "bold"), ("  filter ", "$text-muted"),
+                (self.filter.describe(), "$accent" if self.filter.active else "$text-muted"),
+                ("  done ", "$text-muted"), (f"{decided}", "bold"),
+                (f" · {pace:.0f} s each" if pace is not None else "", "$text-muted"))
         if self.app.store is None:
             doc = doc + Content.styled("   store: " + (self.app.store_problem or "opening…"), "$severity-error")
         line = Content.styled(self.status_line, "$text-muted") if self.status_line else Content("")

@@ -32,6 +32,7 @@ from lamsim_tui.ui.text import literal
 SEVERITY_MARKS = (("error", "✗"), ("warning", "!"), ("info", "·"))
 UNNUMBERED = "…"  # a trajectory the store has not numbered yet (its write is on its way)
 PAD = 1  # cells of padding on each side of a column
+SHORT_STATUS = {"pending": "pend", "filtered": "filt", "accepted": "acc", "discarded": "disc"}
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,26 @@ def layout(width: int, *, review_column: bool = False) -> tuple[Column, ...]:
     def room(columns: list[Column]) -> int:
         return width - sum(c.width + 2 * PAD for c in columns) - 4 * PAD  # template and findings: their padding
 
-    if room(fixed) < findings_min + template_min:
-        fixed.remove(ident)
-    if room(fixed) < findings_min + template_min:
-        verdict = Column("✓", "verdict", 1)
-        fixed = [verdict if c.key == "verdict" else c for c in fixed]
+    # What gives way, in order, while the template and the findings summary lack room.
+    def give(old: Column | None, new: Column | None) -> None:
+        if old in fixed and room(fixed) < findings_min + template_min:
+            if new is None:
+                fixed.remove(old)
+            else:
+                fixed[fixed.index(old)] = new
+
+    give(ident, None)  # the number identifies a trajectory; the detail shows the id
+    give(verdict, Column("✓", "verdict", 1))
+    give(steps, None)
+    give(status, Column("st.", "status", 4))  # pend, filt, acc, disc
+    steps = next((c for c in fixed if c.key == "steps"), None)
     left = max(room(fixed), findings_min + 6)
     template_width = max(6, min(template_max, left - findings_min, max(template_min, left // 2)))
     findings_width = max(findings_min, left - template_width)
     columns = [c for c in fixed if c.key in ("number", "id", "status", "verdict")]
     columns.append(Column("template", "template", template_width))
-    columns.append(steps)
+    if steps is not None:
+        columns.append(steps)
     if review:
         columns.append(review)
     columns.append(Column("findings", "findings", findings_width))
@@ -193,6 +203,7 @@ class TrajectoryTable(ScrollView, can_focus=True):
         if index is None:
             return
         del self._ids[index]
+        del self._index[record_id]
         self._rows.pop(record_id, None)
         self._forget(record_id)
         self._reindex(start=index)
@@ -332,7 +343,8 @@ class TrajectoryTable(ScrollView, can_focus=True):
             elif key == "id":
                 out.append(Text(listing.id[:8], style=c["text-muted"]))
             elif key == "status":
-                out.append(Text(listing.status, style=c.get(f"status-{listing.status}", "")))
+                word = listing.status if column.width >= 9 else SHORT_STATUS.get(listing.status, listing.status)
+                out.append(Text(word, style=c.get(f"status-{listing.status}", "")))
             elif key == "verdict":
                 ok = listing.success
                 word = ("success" if ok else "failed") if column.width > 1 else ("✓" if ok else "✗")

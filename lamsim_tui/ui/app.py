@@ -47,6 +47,7 @@ from lamsim_tui.ui.watchers import Watchers
 DRAIN_INTERVAL_S = 1 / 20  # engine events are folded into the panes at most this often
 SCRIPTED_STREAM_CPS = 400.0  # the scripted agent "types" at this rate in the app, so the panes can be followed
 RECENT_KEPT = 300  # finished records kept in memory while the store may still be writing them
+READ_AHEAD_PAUSE_S = 0.003  # between two records the text filter's read-ahead reads (bench/tui.py, review)
 PACE_GAP_S = 300.0  # a longer pause between two decisions is a break, not time spent deciding
 
 
@@ -305,6 +306,7 @@ class LamsimApp(App[int]):
             if worker.is_cancelled:
                 return
             self.queue.text(row)
+            time.sleep(READ_AHEAD_PAUSE_S)  # leave the interpreter to the screen: an operator may be deciding
 
     def _store_failed(self, problem: str) -> None:
         self.store_problem = problem

@@ -12,15 +12,35 @@ from collections.abc import Callable
 from textual import events
 from textual.content import Content
 from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.visual import Visual
 
 
-class DetailView(ScrollView):
-    DEFAULT_CSS = """
-    DetailView { overflow-x: hidden; overflow-y: auto; scrollbar-gutter: stable; }
+class QuietScrollView(ScrollView):
+    """A Line-API view whose content height can change without a layout of the whole screen.
+
+    Textual lays the screen out again (and repaints every widget) whenever a widget's virtual size
+    changes; for these views only their own lines change, so the size is set without that, and the
+    scrollbar (always shown, so its appearing never changes the width) is told the new range.
     """
+
+    DEFAULT_CSS = """
+    QuietScrollView { overflow-x: hidden; overflow-y: scroll; }
+    """
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
+    def set_content_height(self, lines: int) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, lines)
+        bar = self.vertical_scrollbar
+        bar.window_virtual_size = lines
+        bar.window_size = self.scrollable_content_region.height
+        bar.position = self.scroll_y
+        self.refresh()
+
+
+class DetailView(QuietScrollView):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -28,9 +48,6 @@ class DetailView(ScrollView):
         self._strips: list[Strip] = []
         self._built_for = -1
         self.content = Content("")  # what is shown (tests read `content.plain`)
-
-    # The gutter is kept for the scrollbar: the width the text was built for does not change when a
-    # long trajectory brings the scrollbar in.
 
     def show_with(self, builder: Callable[[int], Content]) -> None:
         """Show what `builder(width)` makes, from the top."""
@@ -53,8 +70,7 @@ class DetailView(ScrollView):
         self._built_for = width
         self.content = self._builder(width)
         self._strips = Visual.to_strips(self, self.content, width, None, self.visual_style)
-        self.virtual_size = Size(width, len(self._strips))
-        self.refresh()
+        self.set_content_height(len(self._strips))
 
     def render_line(self, y: int) -> Strip:
         index = int(self.scroll_y) + y

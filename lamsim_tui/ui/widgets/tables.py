@@ -20,14 +20,13 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from lamsim_tui.record import Listing
 from lamsim_tui.ui.queue import Row
 from lamsim_tui.ui.text import literal
+from lamsim_tui.ui.widgets.detail import QuietScrollView
 
 SEVERITY_MARKS = (("error", "✗"), ("warning", "!"), ("info", "·"))
 UNNUMBERED = "…"  # a trajectory the store has not numbered yet (its write is on its way)
@@ -92,7 +91,7 @@ def layout(width: int, *, review_column: bool = False) -> tuple[Column, ...]:
     return tuple(columns)
 
 
-class TrajectoryTable(ScrollView, can_focus=True):
+class TrajectoryTable(QuietScrollView, can_focus=True):
     """Rows keyed by trajectory id. Cells are `rich.text.Text` (never markup); colours come from the theme."""
 
     BINDINGS = [
@@ -105,7 +104,6 @@ class TrajectoryTable(ScrollView, can_focus=True):
     ]
     COMPONENT_CLASSES = {"table--header", "table--cursor", "table--even"}
     DEFAULT_CSS = """
-    TrajectoryTable { overflow-x: hidden; scrollbar-gutter: stable; }
     TrajectoryTable > .table--header { text-style: bold; color: $text-muted; }
     TrajectoryTable > .table--cursor { background: $panel-lighten-2; }
     TrajectoryTable:focus > .table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
@@ -251,7 +249,7 @@ class TrajectoryTable(ScrollView, can_focus=True):
             del self._strips[key]
 
     def _changed(self) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self._ids) + 1)
+        self.set_content_height(len(self._ids) + 1)
         self._scroll_to_cursor()
         self.refresh()
         self._announce()

@@ -9,13 +9,14 @@
    median and p95, with the app idle and with a live 4-episode stream running at the same time.
    `--baseline DIR` runs the same measurement on another checkout (e.g. a worktree of main) in a
    subprocess, alternating with this one, so before/after come from the same machine state.
+   `--only idle`: the CPU the app uses doing nothing (a 160x45 pseudo-terminal, 20 s).
 3. A fast stream: the scripted agent streaming 2,000 characters per second per episode, 4 episodes
    at once, with the live screen shown and then with the review queue shown (review while
    generating). Reports the engine events waiting at each repaint (the backlog: it must not grow),
    the time between repaints, and key-press latency (key posted -> action run -> screen refreshed)
    for keys pressed every 150 ms during the run.
 
-    .venv/bin/python bench/tui.py [--runs 5] [--tasks 60] [--json] [--only review] [--baseline DIR]
+    .venv/bin/python bench/tui.py [--runs 5] [--tasks 60] [--json] [--only paint|idle|review|stream] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -200,6 +201,40 @@ async def stream(session: Path, *, cps: float, view: str, key: str, paced: bool)
         TrajectoryTable.action_cursor_up = up
 
 
+def idle_cpu(session: Path, cwd: Path, *, settle_s: float = 8.0, measure_s: float = 20.0) -> float:
+    """Percent of a core the app uses doing nothing: `python -m lamsim_tui` in a 160x45 pseudo-terminal,
+    left to settle, then its CPU time (/proc) over `measure_s`."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen([sys.executable, "-m", "lamsim_tui", str(session)], stdin=slave, stdout=slave,
+                            stderr=slave, cwd=cwd, env=env, start_new_session=True)
+    os.close(slave)
+
+    def drain() -> None:
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+
+    def cpu_s() -> float:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    try:
+        time.sleep(settle_s)
+        before = cpu_s()
+        time.sleep(measure_s)
+        return round(100 * (cpu_s() - before) / measure_s, 1)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+
+
 # ----- 2. review throughput ---------------------------------------------------------------------------
 
 REVIEW_QUEUED = 200
@@ -335,10 +370,15 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=60, help="episodes per stream phase")
     parser.add_argument("--cps", type=float, default=2000.0, help="characters per second per episode")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--only", choices=("paint", "review", "stream"), help="run one part")
+    parser.add_argument("--only", choices=("paint", "idle", "review", "stream"), help="run one part")
     parser.add_argument("--review-runs", type=int, default=3, help="review-throughput runs (each side)")
     parser.add_argument("--baseline", type=Path, help="another checkout to measure review throughput beside")
     args = parser.parse_args()
+    if args.only == "idle":
+        root = Path(tempfile.mkdtemp(prefix="lamsim-bench-"))
+        session = make_project(root, tasks=4)
+        print(f"idle: {idle_cpu(session, root)}% of a core (160x45 pty, 20 s after 8 s to settle)")
+        return 0
     if args.only == "review":
         figures = review_figures(args.review_runs, args.baseline)
         if args.json:

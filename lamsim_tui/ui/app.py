@@ -508,8 +508,16 @@ class LamsimApp(App[int]):
             return
         events = [inbox.popleft() for _ in range(waiting)]
         changes = self.live.apply(events)
-        if changes.finished or changes.stored:
+        if changes.finished or changes.stored or changes.kept_cancelled:
             added = []
+            for record_id in changes.kept_cancelled:  # stored without an EpisodeFinished: read it back
+                try:
+                    record = self.store.get(record_id) if self.store is not None else None
+                except LamsimError:
+                    record = None
+                if record is not None and record.status in ("pending", "filtered"):
+                    self.queue.put(self._listing(record))
+                    added.append(record.id)
             for record in changes.finished:
                 self._recent[record.id] = record
                 if record.status in ("pending", "filtered"):

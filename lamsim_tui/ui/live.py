@@ -89,6 +89,7 @@ class Changes:
     started: list[str] = field(default_factory=list)
     finished: list[Trajectory] = field(default_factory=list)  # in order
     stored: dict[str, int] = field(default_factory=dict)  # episode id -> its number in the store, now durable
+    kept_cancelled: list[str] = field(default_factory=list)  # cancelled episodes whose record the engine stored
     progress: bool = False
     paused: str | None = None
     summary: dict | None = None
@@ -198,6 +199,8 @@ class LiveState:
                 if episode is not None and not episode.finished:
                     self._cancel(episode)
                     changes.episodes.add(episode.id)
+                if event.stored:
+                    changes.kept_cancelled.append(event.episode_id)
             elif isinstance(event, Progress):
                 self.progress = event
                 self.findings = dict(event.findings)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -14,18 +15,22 @@ from typing import Any
 from lamsim_tui.packs import DataView, Pack, TemplateSpec
 from lamsim_tui.record import GoldCall, Task, ToolCall, json_value
 from lamsim_tui.simulator.feedback import Finding
-from lamsim_tui.simulator.runner import ToolRunner
+from lamsim_tui.simulator.runner import ToolRunner, describe_exit, run_limited
 from lamsim_tui.text import shorten
 
 
 class GoldFailure(Exception):
-    """A template's gold program failed: the template is broken, not the agent."""
+    """A template's gold program failed: the template is broken, not the agent.
 
-    def __init__(self, template: str, reason: str, where: str = ""):
+    ``hung``: it ran past its time limit (the template is not tried again).
+    """
+
+    def __init__(self, template: str, reason: str, where: str = "", hung: bool = False):
         super().__init__(reason)
         self.template = template
         self.reason = reason
         self.where = where
+        self.hung = hung
 
 
 def task_id(pack: Pack, template: str, slots: dict) -> str:
@@ -39,6 +44,23 @@ def _user_frame(exc: BaseException, spec: TemplateSpec) -> str:
     src_file = spec.source.rsplit(":", 1)[0] if spec.source else ""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if src_file and f.filename == src_file]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else spec.source
+
+
+def _pack_code(spec: TemplateSpec, what: str, runner: ToolRunner, fn: Any, *args: Any) -> Any:
+    """Run a template's sampler or gold program under the pack-code time limit (`runner.code_seconds`):
+    exceptions, `sys.exit`/`os._exit` and hangs become a GoldFailure naming the pack's file:line."""
+    ran, _printed = run_limited(fn, args, seconds=runner.code_seconds)
+    if ran.status == "ok":
+        return ran.value
+    if ran.status == "timeout":
+        raise GoldFailure(spec.id, f"{what} did not finish within {runner.code_seconds:g} s (an endless loop?)",
+                          ran.value or spec.source, hung=True)
+    exc = ran.exc
+    if isinstance(exc, _GoldCallFailed):
+        raise GoldFailure(spec.id, str(exc), _user_frame(exc, spec))
+    how = describe_exit(exc)
+    reason = f"{what} called {how}" if how else f"{what} raised {type(exc).__name__}: {shorten(str(exc), 2000)}"
+    raise GoldFailure(spec.id, reason, _user_frame(exc, spec))
 
 
 def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -> tuple[list[GoldCall], Any, dict]:
@@ -61,15 +83,14 @@ def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) ->
         calls.append(GoldCall(tool, json_value(arguments), json_value(outcome.result)))
         return outcome.result
 
-    try:
-        answer = spec.gold_program(slots, call)
-    except _GoldCallFailed as exc:
-        raise GoldFailure(spec.id, str(exc), _user_frame(exc, spec)) from None
-    except Exception as exc:
-        raise GoldFailure(spec.id, f"gold program raised {type(exc).__name__}: {exc}", _user_frame(exc, spec)) from None
+    answer = _pack_code(spec, "gold program", runner, spec.gold_program, slots, call)
     if answer is None:
         raise GoldFailure(spec.id, "gold program returned no answer (None)", spec.source)
-    return calls, json_value(answer), json_value(sb.changes())
+    try:
+        return calls, json_value(answer), json_value(sb.changes())
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise GoldFailure(spec.id, f"gold program's answer or state is not JSON data: {shorten(str(exc), 300)}",
+                          spec.source) from None
 
 
 class _GoldCallFailed(Exception):
@@ -82,19 +103,20 @@ def _short(arguments: dict) -> str:
     return shorten(", ".join(f"{k}={v!r}" for k, v in arguments.items()), 120, "...")
 
 
-def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random) -> dict:
+def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random, runner: ToolRunner | None = None) -> dict:
     view = DataView(pack.new_sandbox())
-    try:
-        slots = spec.sample(view, rng)
-    except Exception as exc:
-        raise GoldFailure(spec.id, f"slot sampler raised {type(exc).__name__}: {exc}", _user_frame(exc, spec)) from None
+    slots = _pack_code(spec, "slot sampler", runner or ToolRunner(pack), spec.sample, view, rng)
     if not isinstance(slots, dict):
         raise GoldFailure(spec.id, f"slot sampler must return a dict of slots, got {type(slots).__name__}", spec.source)
     missing = [s for s in spec.slot_names if s not in slots]
     if missing:
         raise GoldFailure(spec.id, f"query needs slot(s) {', '.join(missing)} that the sampler did not return",
                           spec.source)
-    return json_value(slots)
+    try:
+        return json_value(slots)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise GoldFailure(spec.id, f"slot sampler returned slots that are not JSON data: {shorten(str(exc), 300)}",
+                          spec.source) from None
 
 
 def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -> Task:
@@ -102,7 +124,7 @@ def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -
     return Task(
         id=task_id(pack, spec.id, slots),
         template=spec.id,
-        query=spec.query.format(**slots),
+        query=_query(spec, slots),
         slots=slots,
         gold_calls=tuple(calls),
         gold_answer=answer,
@@ -112,6 +134,15 @@ def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) -
         state_fields=spec.state_fields,
         gold_state=state,
     )
+
+
+def _query(spec: TemplateSpec, slots: dict) -> str:
+    try:
+        return spec.query.format(**slots)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise GoldFailure(spec.id, f"the query {shorten(spec.query, 80)!r} cannot be filled in: "
+                          f"{type(exc).__name__}: {exc} (write slots as {{name}}, and a brace as {{{{ or }}}})",
+                          spec.source) from None
 
 
 @dataclass
@@ -126,7 +157,7 @@ def template_weights(pack: Pack, selection: Any) -> dict[str, float]:
     from lamsim_tui.names import nearest_names
 
     if selection == "all" or selection is None:
-        return {tid: spec.weight for tid, spec in pack.templates.items()}
+        return _checked_weights(pack, {tid: spec.weight for tid, spec in pack.templates.items()}, from_pack=True)
     items = selection.items() if isinstance(selection, dict) else ((tid, None) for tid in selection)
     weights = {}
     for tid, weight in items:
@@ -135,6 +166,23 @@ def template_weights(pack: Pack, selection: Any) -> dict[str, float]:
             hint = f"did you mean {close[0]!r}?" if close else "templates: " + ", ".join(pack.templates)
             raise ConfigError(f"templates: pack {pack.name!r} has no template {tid!r}", hint=hint)
         weights[tid] = pack.templates[tid].weight if weight is None else float(weight)
+    return _checked_weights(pack, weights)
+
+
+def _checked_weights(pack: Pack, weights: dict[str, float], from_pack: bool = False) -> dict[str, float]:
+    from lamsim_tui.errors import ConfigError, PackError
+
+    for tid, weight in weights.items():
+        if not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+            raise PackError(f"template {tid!r}: weight must be a finite number, 0 or more, got {weight!r}",
+                            where=pack.templates[tid].source or str(pack.path))
+    if weights and not any(w > 0 for w in weights.values()):
+        if from_pack:
+            raise PackError("every template has weight 0, so no task can be drawn",
+                            where=next(iter(pack.templates.values())).source or str(pack.path),
+                            hint="give at least one template a positive weight")
+        raise ConfigError("templates: every selected template has weight 0, so no task can be drawn",
+                          hint="give at least one template a positive weight")
     return weights
 
 
@@ -160,7 +208,7 @@ class TaskGenerator:
             spec = self.pack.templates[tid]
             draw = random.Random(rng.getrandbits(64))
             try:
-                slots = sample_slots(self.pack, spec, draw)
+                slots = sample_slots(self.pack, spec, draw, self.runner)
                 key = task_id(self.pack, tid, slots)
                 if key in seen:
                     misses[tid] += 1
@@ -171,7 +219,7 @@ class TaskGenerator:
                 task = make_task(self.pack, spec, slots, self.runner)
             except GoldFailure as failure:
                 result.failures.setdefault(tid, []).append(failure)
-                if len(result.failures[tid]) >= 3:  # a broken template never reaches an agent
+                if len(result.failures[tid]) >= 3 or failure.hung:  # a broken template never reaches an agent
                     active.pop(tid, None)
                 continue
             seen.add(key)
@@ -207,13 +255,15 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         for _ in range(samples):
             report.tried += 1
             try:
-                slots = sample_slots(pack, spec, random.Random(rng.getrandbits(64)))
+                slots = sample_slots(pack, spec, random.Random(rng.getrandbits(64)), runner)
                 key = task_id(pack, tid, slots)
                 started = time.perf_counter()
                 task = make_task(pack, spec, slots, runner)
                 report.max_gold_s = max(report.max_gold_s, time.perf_counter() - started)
             except GoldFailure as failure:
                 report.failures.append(failure)
+                if failure.hung:
+                    break
                 continue
             report.ok += 1
             counts.append(len(task.gold_calls))
@@ -230,7 +280,7 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         while misses < 40 and draws < 800 and not report.failures:
             draws += 1
             try:
-                key = task_id(pack, tid, sample_slots(pack, spec, random.Random(extra_rng.getrandbits(64))))
+                key = task_id(pack, tid, sample_slots(pack, spec, random.Random(extra_rng.getrandbits(64)), runner))
             except GoldFailure:
                 break
             if key in seen:

@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lamsim_tui.text import shorten
+from lamsim_tui.text import plain, shorten
 
 
 def add_commands(sub: Any) -> None:
     check = sub.add_parser("check", help="check a session's pack and templates")
     check.add_argument("session", help="session YAML file")
-    check.add_argument("--samples", type=int, default=20, help="tasks sampled per template")
+    check.add_argument("--samples", type=_samples, default=20, help="tasks sampled per template (1 to 10000)")
     check.set_defaults(handler=cmd_check)
+
+
+def _samples(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 10000, got {value}")
+    return value
 
 
 def _plural(n: int, word: str) -> str:
@@ -27,16 +39,18 @@ def cmd_check(args) -> int:
 
     session = load_session(args.session)
     pack = load_pack(session.pack_dir())
-    selected = list(template_weights(pack, session.templates))
+    from lamsim_tui.cli.run import in_session
+
+    selected = list(in_session(session, lambda: template_weights(pack, session.templates)))
     runner = ToolRunner(pack, timeout=session.budget.tool_seconds,
                         observation_chars=session.budget.observation_chars)
     before = pack.seed.fingerprint()
     reports = check_templates(pack, runner, samples=args.samples, seed=session.seed, only=selected)
     mutated = pack.seed.fingerprint() != before
-    print(f"pack {pack.name} ({pack.path}) version {pack.version}: {_plural(len(pack.tools), 'tool')}, "
+    print(f"pack {plain(pack.name)} ({plain(pack.path)}) version {pack.version}: {_plural(len(pack.tools), 'tool')}, "
           f"{_plural(len(pack.templates), 'template')}, tables "
-          + ", ".join(f"{t} {len(rows)}" for t, rows in pack.seed.tables.items()))
-    width = max([len("template"), *(len(r.template) for r in reports)])
+          + ", ".join(f"{plain(t)} {len(rows)}" for t, rows in pack.seed.tables.items()))
+    width = max([len("template"), *(len(plain(r.template)) for r in reports)])
     header = f"{'template':<{width}} {'tried':>5} {'ok':>4} {'fail':>4} {'distinct':>9} {'calls':>6} {'gold ms':>8}  example"
     print(header)
     print("-" * len(header))
@@ -48,15 +62,16 @@ def cmd_check(args) -> int:
         if r.examples:
             query, answer = r.examples[0]
             example = f"{query}  => {json.dumps(answer, ensure_ascii=False)}"
-            example = shorten(example, 110, "...")
-        print(f"{r.template:<{width}} {r.tried:>5} {r.ok:>4} {len(r.failures):>4} {distinct:>9} {calls:>6} "
+            example = shorten(plain(example), 110, "...")
+        print(f"{plain(r.template):<{width}} {r.tried:>5} {r.ok:>4} {len(r.failures):>4} {distinct:>9} {calls:>6} "
               f"{r.max_gold_s * 1000:>8.1f}  {example}")
         if r.failures:
             failed += 1
             first = r.failures[0]
-            print(f"    FAIL {first.where}: {first.reason.splitlines()[0]}")
-            for more in first.reason.splitlines()[1:4]:
-                print(f"         {more}")
+            lines = first.reason.splitlines() or [""]
+            print(f"    FAIL {plain(first.where)}: {plain(lines[0], 300)}")
+            for more in lines[1:4]:
+                print(f"         {plain(more, 300)}")
         elif r.distinct < 10:
             print(f"    warning: only {r.distinct} distinct tasks: the template is narrow")
         if r.truncated_observations:

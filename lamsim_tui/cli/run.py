@@ -250,6 +250,8 @@ class _Stop:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._loop.remove_signal_handler(sig)
+                if self.signal_name is not None:  # until lamsim exits, another one still means "now"
+                    signal.signal(sig, lambda number, _frame: self._on_signal(number, self.exit_code, None))
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         self._loop = None

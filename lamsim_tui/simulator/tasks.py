@@ -80,7 +80,7 @@ def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner) ->
                 if frame is not None:
                     detail += "".join(f"\n{ln.strip()}" for ln in lines[frame:frame + 2] if ln != lines[-1])
             raise _GoldCallFailed(f"gold call {tool}({_short(arguments)}) failed: {detail}", outcome.findings)
-        calls.append(GoldCall(tool, json_value(arguments), json_value(outcome.result)))
+        calls.append(GoldCall(tool, json_value(arguments), outcome.stored))
         return outcome.result
 
     answer = _pack_code(spec, "gold program", runner, spec.gold_program, slots, call)

@@ -302,7 +302,7 @@ CASES: list[Case] = [
     Case("tool-blocks-on-socket", "code",
          **_code("import socket\n    a, b = socket.socketpair()\n    a.recv(1)", contains="timed out"), limit=90),
     Case("tool-non-daemon-thread", "code",
-         **_code("import threading, time\n    threading.Thread(target=time.sleep, args=(3600,)).start()\n"
+         **_code("import threading, time\n    threading.Thread(target=time.sleep, args=(3600,), daemon=False).start()\n"
                  "    raise RuntimeError('left a thread')", contains="left a thread"), limit=90),
     Case("tool-sys-exit", "code", **_code("import sys\n    sys.exit(0)", contains="sys.exit")),
     Case("tool-sys-exit-1", "code", **_code("raise SystemExit(1)", contains="sys.exit")),

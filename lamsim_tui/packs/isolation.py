@@ -89,6 +89,8 @@ _guards_lock = threading.Lock()
 def install_guards() -> None:
     """Once per process: the audit hook (it cannot be removed again) and the exit guards."""
     global _guards_installed
+    if _guards_installed:  # every call comes here: no lock once they are in
+        return
     with _guards_lock:
         if _guards_installed:
             return

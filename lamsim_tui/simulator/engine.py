@@ -188,16 +188,18 @@ class Engine:
                     agent_info={**self.factory.describe(), **public}, episode_id=episode_id, seed=seed,
                     attempt=attempt, created_at=created, system_prompt=agent.system_prompt,
                     demonstrations=agent.demonstrations), kept)
-                if cut is not None:
-                    stored = False
-                    try:
-                        stored = await self._keep(record, total)
-                    finally:
-                        self.on_event(EpisodeCancelled(episode_id, stored=stored))
-                    raise cut
-                self.on_event(EpisodeFinished(episode_id, record))
-                await self._keep(record, total)
-                self._track_model_failures(record)
+                if cut is None:
+                    self._track_model_failures(record)  # before the next episode may start
+            # The write happens outside the semaphore: the next episode starts while this one's fsync runs.
+            if cut is not None:
+                stored = False
+                try:
+                    stored = await self._keep(record, total)
+                finally:
+                    self.on_event(EpisodeCancelled(episode_id, stored=stored))
+                raise cut
+            self.on_event(EpisodeFinished(episode_id, record))
+            await self._keep(record, total)
 
         try:
             self._prepare_demonstrations()

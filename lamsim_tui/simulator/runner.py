@@ -206,7 +206,7 @@ async def run_limited_async(fn: Callable, args: tuple = (), kwargs: dict | None 
     job = _Job(fn, args, kwargs or {})
     _pool.submit(job)
     try:
-        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), seconds), job.printed
+        return await asyncio.wait_for(asyncio.wrap_future(job.future), seconds), job.printed
     except TimeoutError:
         job.stop()
         return Ran("timeout"), ""

@@ -93,13 +93,46 @@ def redact_text(text: str, env_secrets: list[str] | None = None) -> str:
 def redact(value: Any, env_secrets: list[str] | None = None) -> Any:
     """A copy of `value` (plain JSON data) with secrets replaced."""
     env = environment_secrets() if env_secrets is None else env_secrets
-    return _redact(value, env)
+    return _redact(value, _Redactor(env))
+
+
+_CACHES: dict[tuple[str, ...], dict[str, str]] = {}  # per set of secrets: text -> redacted text
+_CACHE_MAX = 20_000
+_CACHE_TEXT_MAX = 20_000
+
+
+class _Redactor:
+    """`redact_text` for one set of secrets, remembering texts seen before: the tool schemas and the
+    system prompt of a session are the same in every record, and the patterns cost more than a lookup."""
+
+    __slots__ = ("env", "cache")
+
+    def __init__(self, env: list[str]):
+        self.env = env
+        key = tuple(env)
+        cache = _CACHES.get(key)
+        if cache is None:
+            if len(_CACHES) >= 4:
+                _CACHES.clear()
+            cache = _CACHES[key] = {}
+        self.cache = cache
+
+    def __call__(self, text: str) -> str:
+        cached = self.cache.get(text)
+        if cached is not None:
+            return cached
+        clean = redact_text(text, self.env)
+        if len(text) <= _CACHE_TEXT_MAX:
+            if len(self.cache) >= _CACHE_MAX:
+                self.cache.clear()
+            self.cache[text] = clean
+        return clean
 
 
 _DATA_KEYS = frozenset({"properties", "arguments", "slots"})
 
 
-def _redact(value: Any, env: list[str], by_key: bool = True) -> Any:
+def _redact(value: Any, env: _Redactor, by_key: bool = True) -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
@@ -113,5 +146,5 @@ def _redact(value: Any, env: list[str], by_key: bool = True) -> Any:
     if isinstance(value, list):
         return [_redact(item, env, by_key) for item in value]
     if isinstance(value, str):
-        return redact_text(value, env)
+        return env(value)
     return value

@@ -38,7 +38,8 @@ class ModelSettings:
     max_tokens: int = field(default=256, metadata=_doc("tokens per step", min=1))
     seed: int | None = field(default=None, metadata=_doc("sampling seed sent to the server"))
     stop: list[str] = field(default_factory=list, metadata=_doc("stop sequences"))
-    timeout: float = field(default=120.0, metadata=_doc("seconds per request", min=0.1))
+    timeout: float = field(default=120.0, metadata=_doc(
+        "seconds per request: a deadline for the whole reply, however slowly a server sends it", min=0.1))
     retries: int = field(default=2, metadata=_doc("retries of transient failures", min=0, max=20))
     constrain_with: Literal["json_schema", "json_object_schema", "json_object"] = field(
         default="json_schema",

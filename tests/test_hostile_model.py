@@ -86,7 +86,7 @@ def two_megabytes(handler) -> None:
     handler.wfile.write(_chunk(finish="stop") + b"data: [DONE]\n\n")
 
 
-def _engine(root, api_base: str, episodes: int, store=None, events=None, retries: int = 0):
+def _engine(root, api_base: str, episodes: int, store=None, events=None, retries: int = 0, timeout: float = TIMEOUT):
     path = write_session(root, f"""\
         pack: mini
         seed: 2
@@ -96,7 +96,7 @@ def _engine(root, api_base: str, episodes: int, store=None, events=None, retries
           models:
             - model: openai/test-model
               api_base: {api_base}
-              timeout: {TIMEOUT}
+              timeout: {timeout}
               retries: {retries}
         budget:
           seconds: 60
@@ -138,7 +138,7 @@ def test_a_trickling_server_cannot_hold_an_episode_past_the_timeout(root, fault)
 ], ids=["non-streamed-json", "html", "two-megabytes"])
 def test_a_reply_that_is_not_a_stream_or_far_too_long_says_what_it_is(root, fault, says):
     with OpenAIServer(default=Reply(raw=fault)) as server, open_store(root / "store") as store:
-        summary = asyncio.run(_engine(root, server.api_base, 1, store=store).run())
+        summary = asyncio.run(_engine(root, server.api_base, 1, store=store, timeout=30).run())
         record = next(store.records())
     assert summary.end_reasons == {"model.bad_response": 1}
     error = record.steps[-1].error
@@ -149,7 +149,7 @@ def test_a_reply_that_is_not_a_stream_or_far_too_long_says_what_it_is(root, faul
 
 def test_a_failed_step_keeps_how_many_attempts_it_took(root):
     with OpenAIServer(default=Reply(status=503)) as server, open_store(root / "store") as store:
-        asyncio.run(_engine(root, server.api_base, 1, store=store, retries=2).run())
+        asyncio.run(_engine(root, server.api_base, 1, store=store, retries=2, timeout=30).run())
         record = next(store.records())
     failed = record.steps[-1]
     assert failed.error.code == "model.server_error"

@@ -80,6 +80,10 @@ class _Job:
         self.printed = ""
 
     def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():  # the caller gave up before it started
+            with self.lock:
+                self.done = True
+            return
         self.thread_id = threading.get_ident()
         sink = Sink()
         call_state.sink = sink

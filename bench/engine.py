@@ -1,6 +1,11 @@
-"""Engine throughput: the default session with the scripted agent, end to end including store writes.
+"""Engine throughput: a session (the default one unless `--session`) with the scripted agent, end to
+end including store writes.
 
-    python bench/engine.py [--episodes 500] [--repeats 5] [--concurrency 4] [--no-store]
+    python bench/engine.py [--session sessions/pilot.yaml] [--episodes 500] [--repeats 5] [--concurrency 4]
+                           [--no-store]
+
+Any session works: its pack, templates, budgets, feedback and filters are used as they are; only
+the agent becomes the scripted one (and `--concurrency` replaces the session's).
 
 Prints episodes per second and time per step as medians over repeats: "engine time" sums each
 step's time inside the engine (feedback, tool execution, judge, filters, record building; no model
@@ -59,13 +64,15 @@ def one_run(session, pack, episodes: int, seed: int, use_store: bool) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--session", default=str(ROOT / "sessions" / "pilot.yaml"),
+                        help="session YAML file (default: sessions/pilot.yaml)")
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--no-store", action="store_true")
     args = parser.parse_args()
 
-    session = load_session(ROOT / "sessions" / "pilot.yaml")
+    session = load_session(args.session)
     session_fields = {"concurrency": args.concurrency,
                       "agent": dataclasses.replace(session.agent, kind="scripted")}
     tuned = dataclasses.replace(session, **session_fields)
@@ -77,7 +84,8 @@ def main() -> int:
     step_ms = [1000 * r["engine_s"] / r["steps"] for r in runs]
     wall_step_ms = [1000 * r["run_s"] / r["steps"] for r in runs]
     cpu_step_ms = [1000 * r["cpu_s"] / r["steps"] for r in runs]
-    print(f"default session, scripted agent, {args.episodes} episodes x {args.repeats} runs, "
+    print(f"session {session.session_name} (pack {pack.name}), scripted agent, {args.episodes} episodes x "
+          f"{args.repeats} runs, "
           f"concurrency {args.concurrency}, store {'off' if args.no_store else 'on (durable)'}")
     print(f"episodes/s incl. task generation  median {statistics.median(eps_total):8.1f}  "
           f"(min {min(eps_total):.1f}, max {max(eps_total):.1f})")

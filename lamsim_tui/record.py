@@ -116,18 +116,23 @@ def action_from_dict(data: dict) -> Action:
 
 @dataclass(frozen=True, slots=True)
 class GoldCall:
-    """One call of a template's gold program, with the result it got."""
+    """One call of a template's gold program, with the result it got (or, for a call made to fail
+    on purpose with `call.expect_error`, the domain error it got: `error`, and no result)."""
 
     tool: str
     arguments: dict
     result: Any
+    error: str | None = None
 
     def to_dict(self) -> dict:
-        return {"tool": self.tool, "arguments": self.arguments, "result": self.result}
+        out = {"tool": self.tool, "arguments": self.arguments, "result": self.result}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> GoldCall:
-        return cls(data["tool"], data.get("arguments") or {}, data.get("result"))
+        return cls(data["tool"], data.get("arguments") or {}, data.get("result"), data.get("error"))
 
 
 @dataclass(frozen=True)
@@ -138,17 +143,29 @@ class Task:
     template: str = field(metadata=_doc("the template's id"))
     query: str = field(metadata=_doc("what the agent is asked (the paraphrase, when there is one)"))
     slots: dict = field(metadata=_doc("the sampled slot values"))
-    gold_calls: tuple[GoldCall, ...] = field(metadata=_doc("the gold program's calls: `[{tool, arguments, result}]`"))
-    gold_answer: Any = field(metadata=_doc("the gold program's answer"))
-    answer_type: str = field(metadata=_doc("`number`, `text`, `list`, `set`, `bool`, `date` or `json`"))
+    gold_calls: tuple[GoldCall, ...] = field(metadata=_doc(
+        "the gold program's calls: `[{tool, arguments, result}]`; a call made to fail on purpose has `error` "
+        "(the domain error's message) instead of a result"))
+    gold_answer: Any = field(metadata=_doc("the gold program's answer (`null` for an action-only task)"))
+    answer_type: str = field(metadata=_doc(
+        "`number`, `text`, `list`, `set`, `bool`, `date`, `json`, or `none` (an action-only task: the agent "
+        "finishes with a confirmation, and the task is judged on its final state alone)"))
     tolerance: float = field(metadata=_doc("allowed difference for numbers"))
     judge_state: bool = field(metadata=_doc("whether the final state is judged"))
     state_fields: dict | None = field(metadata=_doc("`{table: [fields]}` the state judge compares (`null`: all)"))
     gold_state: dict = field(metadata=_doc("the rows the gold program changed: `{table: {key: row or null}}`"))
     original_query: str | None = field(default=None, metadata=_doc("the template's wording, when paraphrased"))
+    ends_with: str | None = field(default=None, metadata=_doc(
+        "the tool the task must end with (a hand-off, declared by the template): the judge fails an episode "
+        "that ends otherwise; absent when none"))
+
+    @property
+    def judges_answer(self) -> bool:
+        """Whether the final answer is compared with the gold answer (not for action-only or hand-off tasks)."""
+        return self.answer_type != "none" and self.ends_with is None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "id": self.id,
             "template": self.template,
             "query": self.query,
@@ -162,6 +179,9 @@ class Task:
             "gold_state": self.gold_state,
             "original_query": self.original_query,
         }
+        if self.ends_with is not None:
+            out["ends_with"] = self.ends_with
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> Task:
@@ -178,6 +198,7 @@ class Task:
             state_fields=data.get("state_fields"),
             gold_state=data.get("gold_state") or {},
             original_query=data.get("original_query"),
+            ends_with=data.get("ends_with"),
         )
 
 
@@ -220,6 +241,8 @@ class Step:
         "for `exec.crash`: the traceback, for the operator (never shown to the agent)"))
     error: ModelError | None = field(default=None, metadata=_doc(
         "for a step that ended the episode on a model failure: `{code, message}`"))
+    changed_state: bool = field(default=False, metadata=_doc(
+        "the call wrote to the sandbox (`true`); left out when it did not"))
 
     @property
     def codes(self) -> list[str]:
@@ -248,6 +271,8 @@ class Step:
             out["crash"] = self.crash
         if self.error is not None:
             out["error"] = self.error.to_dict()
+        if self.changed_state:
+            out["changed_state"] = True
         return out
 
     @classmethod
@@ -268,17 +293,18 @@ class Step:
             parse_notes=tuple(data.get("parse_notes") or ()),
             crash=data.get("crash"),
             error=ModelError(error.get("code", "?"), error.get("message", "")) if isinstance(error, dict) else None,
+            changed_state=bool(data.get("changed_state", False)),
         )
 
 
 def new_step(index: int, *, raw: str = "", thought: str = "", action: Action | None = None, observation: str = "",
              result: Any = None, executed: bool = False, feedback: tuple[Finding, ...] | list[Finding] = (),
              usage: dict | None = None, engine_s: float = 0.0, parse_notes: tuple[str, ...] = (),
-             crash: str | None = None, error: ModelError | None = None) -> Step:
+             crash: str | None = None, error: ModelError | None = None, changed_state: bool = False) -> Step:
     """The one constructor of a step record (a model turn, a model failure, a late budget finding)."""
     return Step(index=index, raw=raw, thought=thought, action=action, observation=observation, result=result,
                 executed=executed, feedback=tuple(feedback), usage=dict(usage or {}), engine_s=engine_s,
-                parse_notes=tuple(parse_notes), crash=crash, error=error)
+                parse_notes=tuple(parse_notes), crash=crash, error=error, changed_state=changed_state)
 
 
 @dataclass(frozen=True)
@@ -583,14 +609,16 @@ class Trajectory:
     steps: tuple[Step, ...] = field(metadata=_doc("one per model turn, see below"))
     final_answer: Any = field(metadata=_doc("the accepted final answer, or `null`"))
     end_reason: str = field(metadata=_doc(
-        "`finished`, `budget.exhausted`, `budget.time`, `model.<reason>`, `cancelled`"))
+        "`finished`, `ended.<tool>` (a tool that ends the episode ran, such as a hand-off), `budget.exhausted`, "
+        "`budget.time`, `model.<reason>`, `cancelled`"))
     final_state: dict = field(metadata=_doc("rows the episode changed: `{table: {key: row, or null when deleted}}`"))
     verdict: Verdict = field(metadata=_doc("the judge's result and the filters, see below"))
     timing: Timing = field(metadata=_doc("`wall_s`, `model_s` (time in the agent), `engine_s` (time in lamsim)"))
     review: Review | None = field(default=None, metadata=_doc("the operator's decisions, see below; absent before"))
     replayed_by: str | None = field(default=None, metadata=_doc("after an edit: who replayed it"))
     policy: str | None = field(default=None, metadata=_doc(
-        "the pack's (or session's) policy the agent was given with the tools; absent when there was none"))
+        "the policy document the agent was given with the tools (the pack's or the session's; it is also part "
+        "of `system_prompt`); absent when there was none"))
     demonstrations: Demonstrations | None = field(default=None, metadata=_doc(
         "the solved tasks the agent was shown as examples, see below; absent when none (they are not steps, "
         "and exports leave them out)"))
@@ -618,6 +646,11 @@ class Trajectory:
     @property
     def edited(self) -> bool:
         return self.review is not None and self.review.edited
+
+    @property
+    def ended_properly(self) -> bool:
+        """It ended as the agent chose: a final answer, or a tool that ends the episode (a hand-off)."""
+        return self.end_reason == "finished" or self.end_reason.startswith("ended.")
 
     # -- conversion --------------------------------------------------------------------------------
     def to_dict(self) -> dict:

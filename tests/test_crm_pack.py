@@ -101,7 +101,7 @@ def test_every_template_gold_program_succeeds(pack):
             answer, calls, sb = run_gold(pack, template, slots)
             assert answer is not None, template.id
             json.dumps(answer)
-            assert bool(sb.changes()) == template.state, template.id
+            assert bool(sb.changes()) == (template.state is True), template.id
         assert len(queries) >= 5, f"{template.id} yields too few distinct tasks"
 
 
@@ -176,11 +176,44 @@ def test_refund_beyond_amount_is_refused(pack):
     assert pack.tools["get_order"].func(sb, order_id=order["id"])["refunded"] == order["amount"]
 
 
-def test_refund_outside_window_is_refused(pack):
-    sb = pack.new_sandbox()
-    old = min(sb.rows("orders"), key=lambda o: o["order_date"])
-    with pytest.raises(ToolError, match="window"):
-        pack.tools["issue_refund"].func(sb, order_id=old["id"], amount=1.0, reason="late")
+def test_the_policy_not_the_tool_refuses_a_refund_outside_the_window(pack):
+    """The tool would refund an old order; the desk's policy (policy.md, in every agent's prompt) forbids
+    it, and the judge sees a refund that should not be there in the final state."""
+    from lamsim_tui.simulator.replay import judge_calls, task_for
+
+    assert "Outside the refund window" in pack.policy and "refuse" in pack.policy
+    task = task_for(pack, "refund_refused", seed=3)
+    assert task.answer_type == "none" and task.judge_state
+    steps = [{"tool": c.tool, "arguments": c.arguments} for c in task.gold_calls]
+    assert [s["tool"] for s in steps] == ["get_case", "get_order", "get_policy", "update_case_status", "add_case_note"]
+    followed = judge_calls(pack, task, steps, answer=task.gold_answer)
+    assert followed.success, followed.reasons
+    assert "outside its" in followed.record.final_answer  # the refusal, told to the customer
+
+    order_id = task.gold_calls[1].arguments["order_id"]
+    left = task.gold_calls[1].result["amount"] - task.gold_calls[1].result["refunded"]
+    ignored = judge_calls(pack, task, [*steps[:3], {"tool": "issue_refund", "arguments": {
+        "order_id": order_id, "amount": round(left, 2), "reason": "customer insisted"}}, *steps[3:]],
+        answer="Refunded.")
+    assert ignored.steps[3].executed and ignored.steps[3].changed_state  # nothing in the system stopped it
+    assert not ignored.success
+    assert any(r.startswith("refunds R-") and r.endswith("changed, but the task did not require it")
+               for r in ignored.reasons), ignored.reasons
+
+
+def test_a_refund_above_the_approval_limit_waits_for_a_supervisor(pack):
+    from lamsim_tui.simulator.replay import judge_calls, task_for
+
+    tasks = [task_for(pack, "refund_request", seed=s) for s in range(12)]
+    waiting = [t for t in tasks if "refunds" not in t.gold_state]
+    refunded = [t for t in tasks if "refunds" in t.gold_state]
+    assert waiting and refunded  # the sampler draws both sides of the limit
+    task = waiting[0]
+    assert task.gold_state["cases"][task.slots["case_id"]]["status"] == "escalated"
+    order = task.gold_calls[1].result
+    refund_all = judge_calls(pack, task, [{"tool": "issue_refund", "arguments": {
+        "order_id": order["id"], "amount": round(order["amount"] - order["refunded"], 2), "reason": "x"}}])
+    assert not refund_all.success
 
 
 def test_invalid_status_transition_is_refused(pack):

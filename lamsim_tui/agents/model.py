@@ -69,7 +69,7 @@ class ModelAgentFactory(AgentFactory):
             raise ConfigError("`agent: {kind: model}` needs at least one entry under `models`",
                               where="session setting agent.models", hint="see docs/models.md for one-line examples")
         tools = list(pack.tools.values())
-        self.system_prompt = prompts.system_prompt(tools, self.format, settings.system_prompt)
+        self.system_prompt = prompts.agent_system_prompt(pack, session, self.format)
         self._tools_native = prompts.native_tools(tools) if self.format == "native" else None
         self._schema = prompts.action_schema(tools) if self.constrained and self.format == "json" else None
         self._started = False

@@ -1,9 +1,13 @@
 """What a model agent is told: system prompts, compact tool descriptions, messages, action schema.
 
-The prompt prefix (system prompt with the tools, then the task) is built only from the pack's
-tools and the query, so it is byte-identical across the steps of an episode, and the system
-message is byte-identical across episodes: servers with prefix caching (llama.cpp, vLLM) then
-process only what each step appends. History is only ever appended.
+The prompt prefix (system prompt with the tools and the pack's policy, then the task) is built
+only from the pack and the query, so it is byte-identical across the steps of an episode, and the
+system message is byte-identical across episodes: servers with prefix caching (llama.cpp, vLLM)
+then process only what each step appends. History is only ever appended.
+
+A policy (the rules of the workplace: a pack's `policy:` document, or a session's) is added to
+whatever prompt the agent format uses, the default or a session's own `system_prompt`: after it,
+or where that prompt says `{policy}`.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from lamsim_tui.record import Demonstrations
 from lamsim_tui.simulator.actions import FINISH, render_json_action
 
 if TYPE_CHECKING:
-    from lamsim_tui.packs import ToolSpec
+    from lamsim_tui.packs import Pack, ToolSpec
+    from lamsim_tui.session.config import Session
     from lamsim_tui.simulator.demos import Demonstration, DemoStep, Selection
 
 TOOLS_PLACEHOLDER = "{tools}"
+POLICY_PLACEHOLDER = "{policy}"
+POLICY_HEADER = "Policy: the rules of this workplace. Follow them in every task, even when the task asks otherwise."
 THOUGHT_MAX_CHARS = 200  # constrained decoding caps the thought so the action always fits
 HISTORY_RAW_MAX_CHARS = 8000  # an earlier reply longer than this is cut in the history (deterministically)
 
@@ -30,6 +37,7 @@ The tool's result comes back in the next message. Use only facts from tool resul
 When you know the answer, reply:
 {"thought": "<one short sentence>", "tool": "finish", "arguments": {"answer": <the answer>}}
 The answer is a plain value in the form the task asks for (a number, a date YYYY-MM-DD, a name, a list), not an object.
+When the task asks you to do something rather than to find something out, do it, then finish with a short confirmation of what you did as the answer.
 
 Tools:
 {tools}"""
@@ -38,7 +46,8 @@ DEFAULT_NATIVE_PROMPT = """\
 You solve a task by calling the tools you are given, one call at a time. The tool's result comes \
 back in the next message. Use only facts from tool results; never invent ids or values. When you \
 know the answer, call finish with the answer: a plain value in the form the task asks for (a number, a \
-date YYYY-MM-DD, a name, a list), not an object."""
+date YYYY-MM-DD, a name, a list), not an object. When the task asks you to do something rather than to find \
+something out, do it, then call finish with a short confirmation of what you did as the answer."""
 
 FINISH_DESCRIPTION = "Give the final answer to the task and end."
 
@@ -64,8 +73,28 @@ def _type_text(schema: dict) -> str:
     return kind or "any"
 
 
+_LIMITS = (("minimum", ">= {}"), ("maximum", "<= {}"), ("exclusiveMinimum", "> {}"), ("exclusiveMaximum", "< {}"),
+           ("minLength", "at least {} characters"), ("maxLength", "at most {} characters"),
+           ("minItems", "at least {} items"), ("maxItems", "at most {} items"), ("pattern", "matching {}"),
+           ("format", "format {}"), ("multipleOf", "a multiple of {}"))
+
+
+def _limits(schema: Any) -> str:
+    """The rules beyond its type that an argument is held to, in a few words (`>= 1, <= 20`)."""
+    if not isinstance(schema, dict):
+        return ""
+    parts = [text.format(schema[key]) for key, text in _LIMITS if key in schema]
+    if schema.get("uniqueItems"):
+        parts.append("no repeated items")
+    return ", ".join(parts)
+
+
 def describe_tool(spec: ToolSpec) -> str:
-    """One compact line per tool: `- name(arg: type, opt?: type): description. arg: meaning.`"""
+    """One compact line per tool: `- name(arg: type, opt?: type): description. arg: meaning.`
+
+    The line shows every rule the argument checks hold a call to (bounds, patterns, formats), so an
+    agent in the JSON format is told what a native tool-calling agent reads in the schema.
+    """
     params = spec.parameters or {}
     props: dict = params.get("properties", {}) or {}
     required = set(params.get("required", []) or [])
@@ -74,6 +103,9 @@ def describe_tool(spec: ToolSpec) -> str:
     for name, schema in props.items():
         mark = "" if name in required else "?"
         text = f"{name}{mark}: {_type_text(schema)}"
+        limits = _limits(schema)
+        if limits:
+            text += f" ({limits})"
         if isinstance(schema, dict) and "default" in schema:
             text += f" = {json.dumps(schema['default'], ensure_ascii=False)}"
         signature.append(text)
@@ -83,6 +115,8 @@ def describe_tool(spec: ToolSpec) -> str:
     description = " ".join((spec.description or "").split())
     if description:
         line += ": " + description.rstrip(".") + "."
+    if getattr(spec, "ends_episode", False):
+        line += " Calling it ends the task."
     if notes:
         line += " " + " ".join(notes)
     return line
@@ -94,16 +128,56 @@ def describe_tools(tools: Iterable[ToolSpec]) -> str:
     return "\n".join(lines)
 
 
-def system_prompt(tools: list[ToolSpec], fmt: str, override: str | None = None) -> str:
+def _with_policy(prompt: str, policy: str | None) -> str:
+    if POLICY_PLACEHOLDER in prompt:
+        block = f"{POLICY_HEADER}\n{policy.strip()}" if policy else ""
+        return prompt.replace(POLICY_PLACEHOLDER, block)
+    if not policy:
+        return prompt
+    return prompt.rstrip() + f"\n\n{POLICY_HEADER}\n{policy.strip()}"
+
+
+def system_prompt(tools: list[ToolSpec], fmt: str, override: str | None = None, policy: str | None = None) -> str:
     """The system message. A session's `system_prompt` replaces the default; `{tools}` in it is
-    replaced by the tool list (JSON format), which is otherwise appended."""
+    replaced by the tool list (JSON format), which is otherwise appended. A policy is added to
+    either (after it, or at `{policy}`)."""
     if fmt == "native":
-        return override if override is not None else DEFAULT_NATIVE_PROMPT
+        return _with_policy(override if override is not None else DEFAULT_NATIVE_PROMPT, policy)
     template = override if override is not None else DEFAULT_JSON_PROMPT
     listing = describe_tools(tools)
     if TOOLS_PLACEHOLDER in template:
-        return template.replace(TOOLS_PLACEHOLDER, listing)
-    return template.rstrip() + "\n\nTools:\n" + listing
+        return _with_policy(template.replace(TOOLS_PLACEHOLDER, listing), policy)
+    return _with_policy(template.rstrip() + "\n\nTools:\n" + listing, policy)
+
+
+def resolve_policy(pack: Pack, session: Session | None = None) -> str | None:
+    """The policy the agent works under: the session's `policy` (a file; `none` for no policy) or the pack's."""
+    from pathlib import Path
+
+    from lamsim_tui.errors import ConfigError
+
+    setting = getattr(session, "policy", None) if session is not None else None
+    if setting is None:
+        return pack.policy
+    if setting.strip().lower() == "none":
+        return None
+    base = session.source.parent if session.source else Path.cwd()
+    file = (base / Path(setting).expanduser()).resolve()
+    where = f"{session.source}: policy" if session.source else "session setting policy"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"policy file not found: {file}", where=where,
+                          hint="the path is relative to the session file; `policy: none` runs without one") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the policy file {file}: {exc}", where=where) from None
+    return text.strip() or None
+
+
+def agent_system_prompt(pack: Pack, session: Session | None, fmt: str) -> str:
+    """The exact system prompt an agent in this format gets for this pack and session."""
+    override = session.agent.system_prompt if session is not None else None
+    return system_prompt(list(pack.tools.values()), fmt, override, resolve_policy(pack, session))
 
 
 def task_message(query: str) -> str:

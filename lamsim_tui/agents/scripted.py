@@ -2,6 +2,12 @@
 configurable rate and then correcting itself. It exercises the whole pipeline (parser, feedback,
 judge, filters, review) with no model at all. Deterministic for a given episode seed.
 
+Gold calls that fail on purpose are replayed too (the recovery shows in the data); an action-only
+task ends with a confirmation (the gold program's text, or one made from its writes); a task that
+hands off ends with the tool that ends the episode. Now and then it *wanders*: valid but useless
+calls, of tools that change nothing, until the step budget is spent, so `budget.*` findings
+appear without a failed episode ever looking like a bug in the pack.
+
 Every reply is written as JSON-action text and goes through the same parser as a model's.
 """
 
@@ -44,8 +50,7 @@ class ScriptedAgentFactory(AgentFactory):
         # exports of scripted runs are complete conversations.
         from lamsim_tui.agents import prompts
 
-        override = session.agent.system_prompt if session is not None else None
-        self.system_prompt = prompts.system_prompt(list(pack.tools.values()), "json", override)
+        self.system_prompt = prompts.agent_system_prompt(pack, session, "json")
 
     def describe(self) -> dict:
         return {"kind": "scripted", "mistake_rate": self.mistake_rate, "format": "json"}
@@ -101,6 +106,8 @@ def _wrong_answer(answer_type: str, gold: Any, rng: random.Random) -> Any:
             return "2000-01-01"
     if answer_type == "json":
         return {"unknown": True}
+    if answer_type == "none":
+        return "Done."
     return "I could not find it"
 
 
@@ -154,8 +161,30 @@ class ScriptedAgent(Agent):
                 plan.append(self._json("I am done.", "finish", {}))
             elif task.answer_type in _MALFORMED:
                 plan.append(self._json("Here is my answer.", "finish", {"answer": _MALFORMED[task.answer_type]}))
-        plan.append(self._json("I have everything I need.", "finish", {"answer": task.gold_answer}))
+        if task.answer_type == "none":
+            plan.append(self._json("That is done.", "finish", {"answer": self._confirmation()}))
+        else:
+            plan.append(self._json("I have everything I need.", "finish", {"answer": task.gold_answer}))
         return plan
+
+    def _confirmation(self) -> str:
+        """What an action-only task ends with: the gold program's own text, or one made of its writes."""
+        if isinstance(self.task.gold_answer, str) and self.task.gold_answer.strip():
+            return self.task.gold_answer
+        writes = [c for c in self.task.gold_calls if c.error is None and self._writes(c.tool)]
+        if not writes:
+            return "Done: nothing needed to change."
+        done = "; ".join(f"{c.tool}({', '.join(f'{k}={json.dumps(v, ensure_ascii=False)}' for k, v in c.arguments.items())})"
+                         for c in writes)
+        return f"Done: {done}."
+
+    def _writes(self, tool: str) -> bool:
+        spec = self.pack.tools.get(tool)
+        return spec is None or spec.changes_state
+
+    def _harmless(self, tool: str) -> bool:
+        spec = self.pack.tools.get(tool)
+        return spec is not None and not spec.changes_state and not spec.ends_episode
 
     def _thought(self, call: GoldCall) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
@@ -252,14 +281,18 @@ class ScriptedAgent(Agent):
         return AgentTurn(raw=raw, parsed=parse_json_action(raw))
 
     def _dawdle(self, episode: EpisodeView, index: int) -> str:
-        """Wander: valid but useless calls, each different, until the budget is spent."""
-        calls = self.task.gold_calls
+        """Wander: valid but useless calls, each different, until the budget is spent. Only tools that
+        change nothing (and do not end the episode): a wandering episode never writes."""
+        calls = [c for c in self.task.gold_calls if self._harmless(c.tool)]
         if calls:
             call = calls[index % len(calls)]
             args = {k: (_shift_id(v, index + 1) or v) if isinstance(v, str) else v for k, v in call.arguments.items()}
             return self._json("Maybe a nearby record helps.", call.tool, args)
-        tool = next(iter(self.pack.tools))
-        return self._json("Let me look around.", tool, {})
+        for spec in self.pack.tools.values():
+            if self._harmless(spec.name) and not spec.parameters.get("required"):
+                return self._json("Let me look around.", spec.name, {})
+        # Nothing harmless to call: a tool that does not exist, which never runs.
+        return self._json("Let me look around.", "look_around", {})
 
     async def _stream(self, episode_id: str, index: int, raw: str, emit) -> None:
         """Emit the reply in small pieces on a wall-clock schedule, like a model server: a busy

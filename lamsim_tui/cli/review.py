@@ -198,7 +198,7 @@ def format_record(record: Trajectory) -> str:
             if isinstance(action, Finish)
             else ("executed" if step.executed else "not executed")
         )
-        lines.append(f"step {step.index}  {state}")
+        lines.append(f"step {step.index + 1}  {state}")
         if step.thought:
             lines.append(f"  thought      {plain(step.thought, 400)}")
         if isinstance(action, ToolCall):

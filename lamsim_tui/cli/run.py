@@ -117,7 +117,9 @@ def format_summary(summary: dict, store_dir: Path | None) -> str:
     for code, count in sorted(findings.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  {code:<20} {count}")
     for template, reason in (summary.get("skipped_templates") or {}).items():
-        lines.append(f"skipped template {template}: {reason.splitlines()[0]}")
+        lines.append(plain(f"skipped template {template}: {(reason.splitlines() or [''])[0]}"))
+    for tool, headline in (summary.get("tool_bugs") or {}).items():
+        lines.append(plain(f"tool bug in {tool}: {headline}", 300))
     if summary.get("tasks_requested") and summary["tasks_requested"] > summary["tasks"]:
         lines.append(f"tasks             only {summary['tasks']} of the {summary['tasks_requested']} asked for: "
                      "the templates have no more distinct tasks")

@@ -452,8 +452,9 @@ def export(
     else:
         statuses = [status] if isinstance(status, str) else list(status)
     records = sorted(store.records(status=statuses), key=order_key)
-    skipped = [r for r in records if not include_unfinished and r.end_reason != "finished"]
-    records = [r for r in records if include_unfinished or r.end_reason == "finished"]
+    # A hand-off (a tool that ends the episode, `ended.<tool>`) ended properly too: it is exported.
+    skipped = [r for r in records if not include_unfinished and not r.ended_properly]
+    records = [r for r in records if include_unfinished or r.ended_properly]
 
     eval_groups: set[str] = set()
     if eval_fraction is not None:

@@ -309,14 +309,14 @@ def replay_problems(replayed: Trajectory) -> tuple[list[str], list[str]]:
         for fb in step.feedback:
             if fb.severity == "error":
                 codes.append(fb.code)
-                problems.append(f"step {step.index}: {fb.code}: {fb.message}")
+                problems.append(f"step {step.index + 1}: {fb.code}: {fb.message}")  # 1-based, as people read steps
     verdict = replayed.verdict
     if not verdict.success:
         reasons = verdict.reasons or ("the judge did not accept the result",)
         problems.extend(f"judge: {r}" for r in reasons)
         if not verdict.answer_correct and "answer.wrong" not in codes:
             codes.append("answer.wrong")
-    if replayed.end_reason != "finished":
+    if not replayed.ended_properly:
         problems.append(f"the replay ended with {replayed.end_reason}, not a final answer")
     return problems, codes
 

@@ -1,6 +1,14 @@
 """The authoring API of tool packs: `@tool` (schema derived from type hints and the docstring),
-`Schema` (extra JSON-schema keywords), `@template` with its `.gold` program, and the read-only
-`DataView` samplers get. Pack authors import these from `lamsim_tui.packs`.
+`Schema` (extra JSON-schema keywords), `@template` with its `.gold` program, `@fixed_task` (one
+task with its gold program), and the read-only `DataView` samplers get. Pack authors import
+these from `lamsim_tui.packs`.
+
+A gold program receives `call`: `call(tool, **arguments)` runs a tool through the agent's
+checks and returns its result; `call.one(...)` returns the only row of a list result (and fails
+the task when there are several); `call.first(...)` the first row of an ordered list, on purpose;
+`call.expect_error(...)` makes a call that must fail with a domain error and returns its message
+(kept in the gold calls, so the scripted agent replays it and recovers); `call.attempt(...)` one
+that may fail: `(result, None)` or `(None, message)`.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import enum
 import inspect
 import json
 import re
+import string
 import types
 import typing
 from collections.abc import Callable
@@ -21,8 +30,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 from lamsim_tui.errors import PackError
 from lamsim_tui.packs.sandbox import Sandbox
 
-ANSWER_TYPES = ("number", "text", "list", "set", "bool", "date", "json")
+ANSWER_TYPES = ("number", "text", "list", "set", "bool", "date", "json", "none")
 RESERVED_TOOL_NAMES = ("finish",)
+STATE_CHOICES = (True, False, "unchanged")
 
 
 # ----- tools ---------------------------------------------------------------------------------
@@ -61,6 +71,7 @@ class ToolSpec:
     func: Callable[..., Any] = field(repr=False, compare=False)
     changes_state: bool = False
     source: str = ""  # file:line of the definition
+    ends_episode: bool = False  # a call that succeeds ends the episode (a hand-off to a person, ...)
 
     def openai_schema(self) -> dict:
         return {
@@ -70,15 +81,18 @@ class ToolSpec:
 
 
 def tool(func: Callable | None = None, *, name: str | None = None, schema: dict | None = None,
-         changes_state: bool = False):
+         changes_state: bool = False, ends_episode: bool = False):
     """Mark a function as a tool. Its schema comes from its signature and docstring.
 
-    ``schema`` replaces the derived argument schema (rarely needed); ``changes_state`` documents
-    that the tool writes to the sandbox (shown to authors; the judge compares final state anyway).
+    ``schema`` replaces the derived argument schema (rarely needed). ``changes_state`` says that the
+    tool writes to the sandbox: `lamsim check` fails a tool that writes without it, and the scripted
+    agent's wandering never calls such a tool. ``ends_episode``: a call of this tool that succeeds
+    ends the episode (its result is the last observation), like a hand-off to a human agent.
     """
 
     def mark(f: Callable) -> Callable:
-        f.__lamsim_tool__ = {"name": name or f.__name__, "schema": schema, "changes_state": changes_state}
+        f.__lamsim_tool__ = {"name": name or f.__name__, "schema": schema, "changes_state": changes_state,
+                             "ends_episode": ends_episode}
         return f
 
     return mark(func) if func is not None else mark
@@ -204,6 +218,30 @@ def type_schema(tp: Any, where: str) -> dict:
                          "or give @tool(schema=...)")
 
 
+def schema_problem(schema: Any) -> str | None:
+    """Why a tool's argument schema is not a valid JSON schema (Draft 2020-12), or None.
+
+    A schema made only of the plain keywords type hints give (well formed, as the argument checks'
+    fast path reads them) needs no metaschema check, which keeps loading quick."""
+    if not isinstance(schema, dict):
+        return f"the argument schema must be a JSON object, not {type(schema).__name__}"
+    from lamsim_tui.simulator.arguments import plain_schema
+
+    if plain_schema(schema):
+        return None if schema.get("type", "object") == "object" else \
+            'the argument schema must describe an object ({"type": "object", "properties": {...}})'
+    from jsonschema import Draft202012Validator, SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"invalid JSON schema{f' at {where}' if where else ''}: {exc.message[:200]}"
+    if schema.get("type", "object") != "object":
+        return 'the argument schema must describe an object ({"type": "object", "properties": {...}})'
+    return None
+
+
 def derive_tool(func: Callable, module_path: Path) -> ToolSpec:
     meta = func.__lamsim_tool__
     try:
@@ -230,6 +268,10 @@ def derive_tool(func: Callable, module_path: Path) -> ToolSpec:
         raise PackError(f"tool {name!r}: cannot read type hints: {exc}", where=where) from None
     if meta["schema"] is not None:
         parameters = meta["schema"]
+        problem = schema_problem(parameters)
+        if problem:
+            raise PackError(f"tool {name!r}: {problem}", where=where,
+                            hint="@tool(schema=...) takes a JSON schema (Draft 2020-12) of the arguments object")
     else:
         properties: dict[str, dict] = {}
         required: list[str] = []
@@ -248,8 +290,13 @@ def derive_tool(func: Callable, module_path: Path) -> ToolSpec:
             properties[param.name] = prop
         parameters = {"type": "object", "properties": properties, "required": required,
                       "additionalProperties": False}
+        problem = schema_problem(parameters)
+        if problem:
+            raise PackError(f"tool {name!r}: {problem}", where=where,
+                            hint="check the keywords given with Annotated[..., Schema(...)]")
     return ToolSpec(name=name, description=description, parameters=parameters, func=func,
-                    changes_state=meta["changes_state"], source=where)
+                    changes_state=bool(meta["changes_state"]), source=where,
+                    ends_episode=bool(meta.get("ends_episode", False)))
 
 
 # ----- templates -----------------------------------------------------------------------------
@@ -279,52 +326,114 @@ class DataView:
         return self._sb.now
 
 
+def _source_of(func: Callable) -> str:
+    try:
+        line = inspect.getsourcelines(func)[1]
+        return f"{inspect.getsourcefile(func)}:{line}"
+    except (OSError, TypeError):
+        return ""
+
+
 @dataclass
 class TemplateSpec:
-    """A parameterised task. See docs/tool-packs.md#templates."""
+    """A parameterised task (or, with `fixed`, one task with no slots). See docs/tool-packs.md#templates."""
 
     id: str
     query: str
-    answer: str
+    answer: str  # one of ANSWER_TYPES; "none": an action-only task, judged on its final state alone
     sample: Callable[[DataView, Any], dict] = field(repr=False)
     gold_program: Callable | None = field(default=None, repr=False)
     weight: float = 1.0
     tolerance: float = 1e-6
-    state: bool = False
+    state: bool | str = False  # True, False, "unchanged" (judged: nothing may change), "auto" (fixed tasks)
     state_fields: dict[str, list[str]] | None = None
     description: str = ""
-    source: str = ""
+    source: str = ""  # file:line of the declaration
+    fixed: bool = False  # one task, its query taken literally (a fixed task, not a template)
+    gold_source: str = ""  # file:line of the gold program
+    option_sources: dict[str, str] = field(default_factory=dict, repr=False)  # option -> file:line, where known
+    ends_with: str | None = None  # the task must end with this tool (a hand-off; a tool with ends_episode=True)
 
     def gold(self, func: Callable) -> Callable:
         """Decorator: the gold program `func(slots, call) -> answer`."""
         self.gold_program = func
+        self.gold_source = _source_of(func)
         return func
 
     @property
     def slot_names(self) -> list[str]:
-        return re.findall(r"\{(\w+)\}", self.query)
+        """The slots the query uses: `{name}`, also with a format spec or an index (`{price:.2f}`, `{item[id]}`)."""
+        if self.fixed:
+            return []
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(self.query) if name is not None]
+        except ValueError:  # a lone brace: the query cannot be filled, which `check` reports
+            return re.findall(r"\{(\w+)", self.query)
+        out: list[str] = []
+        for name in fields:
+            base = re.split(r"[.\[]", name, maxsplit=1)[0]
+            if base not in out:
+                out.append(base)
+        return out
+
+    @property
+    def judges_state(self) -> bool:
+        return self.state is not False
+
+    def render_query(self, slots: dict) -> str:
+        return self.query if self.fixed else self.query.format(**slots)
 
 
-def template(*, query: str, answer: str = "text", id: str | None = None, weight: float = 1.0,
-             tolerance: float = 1e-6, state: bool = False, state_fields: dict[str, list[str]] | None = None,
-             description: str = ""):
+def _answer_type(answer: str | None) -> str:
+    return "none" if answer is None else answer
+
+
+def template(*, query: str, answer: str | None = "text", id: str | None = None, weight: float = 1.0,
+             tolerance: float = 1e-6, state: bool | str = False, state_fields: dict[str, list[str]] | None = None,
+             description: str = "", ends_with: str | None = None):
     """Declare a template; the decorated function samples slots: `sample(data, rng) -> dict`.
 
     Attach the gold program with `@<name>.gold`. `answer` is one of number, text, list, set,
-    bool, date, json. `state=True` also judges the final sandbox state against the gold state
-    (only the fields in `state_fields` per table, if given).
+    bool, date, json, or None for an action-only task (no answer: the agent finishes with a
+    confirmation and the task is judged on its final state alone). `state=True` also judges the
+    final sandbox state against the gold state (only the fields in `state_fields` per table, if
+    given; a field may be a dotted path into nested values, `address.city`, `items.*.status`);
+    `state="unchanged"` judges that the task changes nothing (a request the policy refuses).
+    `ends_with="tool"` says the task must end with that tool (a hand-off; a tool declared with
+    `ends_episode=True`): the gold program calls it last, and the judge fails an episode that
+    ends otherwise.
     """
 
     def wrap(func: Callable) -> TemplateSpec:
-        try:
-            line = inspect.getsourcelines(func)[1]
-            src = f"{inspect.getsourcefile(func)}:{line}"
-        except (OSError, TypeError):
-            src = ""
-        spec = TemplateSpec(id=id or func.__name__, query=query, answer=answer, sample=func, weight=weight,
-                            tolerance=tolerance, state=state, state_fields=state_fields,
+        return TemplateSpec(id=id or func.__name__, query=query, answer=_answer_type(answer), sample=func,
+                            weight=weight, tolerance=tolerance, state=state, state_fields=state_fields,
                             description=description or (inspect.getdoc(func) or "").split("\n")[0],
-                            source=src)
-        return spec
+                            source=_source_of(func), ends_with=ends_with)
+
+    return wrap
+
+
+def _no_slots(data: DataView, rng: Any) -> dict:
+    return {}
+
+
+def fixed_task(*, query: str, answer: str | None = "text", id: str | None = None, weight: float = 1.0,
+               tolerance: float = 1e-6, state: bool | str = False, state_fields: dict[str, list[str]] | None = None,
+               description: str = "", ends_with: str | None = None):
+    """Declare one fixed task (a real request from a log, a ticket or a benchmark): the decorated
+    function is its gold program, `gold(call) -> answer`. The query is taken literally (no slots).
+    Options as for `template`; `lamsim check` checks it the same way.
+    """
+
+    def wrap(func: Callable) -> TemplateSpec:
+        def gold(slots: dict, call: Any) -> Any:
+            return func(call)
+
+        source = _source_of(func)
+        return TemplateSpec(id=id or func.__name__, query=query, answer=_answer_type(answer), sample=_no_slots,
+                            gold_program=gold, weight=weight, tolerance=tolerance, state=state,
+                            state_fields=state_fields,
+                            description=description or (inspect.getdoc(func) or "").split("\n")[0],
+                            source=source, fixed=True, gold_source=source, ends_with=ends_with)
 
     return wrap

@@ -14,11 +14,11 @@ import types
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lamsim_tui.errors import PackError
 from lamsim_tui.packs import isolation
-from lamsim_tui.packs.authoring import ANSWER_TYPES, TemplateSpec, ToolSpec, derive_tool
+from lamsim_tui.packs.authoring import ANSWER_TYPES, STATE_CHOICES, TemplateSpec, ToolSpec, derive_tool
 from lamsim_tui.packs.sandbox import Sandbox, Seed
 
 # ----- pack loading --------------------------------------------------------------------------
@@ -33,6 +33,9 @@ class Pack:
     templates: dict[str, TemplateSpec]
     seed: Seed
     version: str  # content hash of the pack's files: records say which pack produced them
+    policy: str | None = None  # the policy document's text (rules the agent must follow), if the pack has one
+    policy_path: Path | None = None
+    error_style: str = "tool"  # how domain errors read: "tool" (`<tool> failed: ...`) or "plain" (`Error: ...`)
 
     def new_sandbox(self) -> Sandbox:
         return Sandbox(self.seed)
@@ -61,18 +64,25 @@ def _load_module(path: Path, name: str) -> types.ModuleType:
     return module
 
 
-def _pack_hash(path: Path) -> str:
+def _pack_hash(path: Path, extra: tuple[Path, ...] = ()) -> str:
     digest = hashlib.sha256()
-    for file in sorted(path.rglob("*")):
-        if file.is_file() and "__pycache__" not in file.parts and file.suffix in (".py", ".yaml", ".json", ".yml"):
-            digest.update(str(file.relative_to(path)).encode())
-            digest.update(file.read_bytes())
+    files = {f for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+             and f.suffix in (".py", ".yaml", ".json", ".yml")}
+    files.update(f for f in extra if f.is_file())
+    for file in sorted(files):
+        try:
+            name = str(file.relative_to(path))
+        except ValueError:
+            name = str(file)
+        digest.update(name.encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:12]
 
 
 @dataclass(frozen=True)
 class TableSettings:
-    file: str = field(metadata={"doc": "JSON file (a list of objects) relative to the pack", "nonempty": True})
+    file: str = field(metadata={"doc": "JSON file relative to the pack: a list of objects, or an object of "
+                                       "objects keyed by their id", "nonempty": True})
     key: str = field(default="id", metadata={"doc": "primary key field"})
 
 
@@ -84,6 +94,13 @@ class PackSettings:
     tables: dict[str, TableSettings] = field(default_factory=dict, metadata={"doc": "seed tables"})
     tools: str = field(default="tools.py", metadata={"doc": "module with @tool functions"})
     templates: str = field(default="templates.py", metadata={"doc": "module with @template declarations"})
+    policy: str | None = field(default=None, metadata={
+        "doc": "a policy document (Markdown or text) the agent must follow; added to every agent's system prompt"})
+    fixed_tasks: str | list[str] | None = field(default=None, metadata={
+        "doc": "YAML or JSON file(s) of fixed tasks: query, gold calls, expected answer and/or state"})
+    error_style: Literal["tool", "plain"] = field(default="tool", metadata={
+        "doc": "how a domain error reads to the agent: `tool` (`Note: get_order failed: ...`) or `plain` "
+               "(`Error: ...`)"})
 
 
 def load_pack(path: str | Path) -> Pack:
@@ -129,8 +146,7 @@ def load_pack(path: str | Path) -> Pack:
         except (OSError, ValueError, RecursionError) as exc:  # a directory, a huge number, deep nesting
             what = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:300]
             raise PackError(f"seed data cannot be read: {what}", where=str(file)) from None
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise PackError("seed data must be a JSON list of objects", where=str(file))
+        rows = _table_rows(rows, tset.key, file)
         by_key: dict[Any, dict] = {}
         for i, row in enumerate(rows):
             if tset.key not in row:
@@ -145,7 +161,9 @@ def load_pack(path: str | Path) -> Pack:
         keys[table] = tset.key
     seed = Seed(tables=tables, keys=keys, now=now)
 
-    version = _pack_hash(path)
+    policy_text, policy_path = _policy(path, settings, located)
+    fixed_files = _fixed_task_files(path, settings, located)
+    version = _pack_hash(path, tuple(f for f in (policy_path, *fixed_files) if f is not None))
     prefix = f"lamsim_pack_{re.sub(r'[^0-9A-Za-z_]', '_', settings.name)}_{version}"
     tools: dict[str, ToolSpec] = {}
     tools_file = path / settings.tools
@@ -167,15 +185,107 @@ def load_pack(path: str | Path) -> Pack:
         tmod = _load_module(templates_file, prefix + "_templates")
         for value in vars(tmod).values():
             if isinstance(value, TemplateSpec):
-                where = value.source or str(templates_file)
-                if value.answer not in ANSWER_TYPES:
-                    raise PackError(f"template {value.id!r}: answer type {value.answer!r} is not one of "
-                                    f"{', '.join(ANSWER_TYPES)}", where=where)
-                if value.gold_program is None:
-                    raise PackError(f"template {value.id!r} has no gold program", where=where,
-                                    hint=f"add a function decorated with @{value.id}.gold")
-                if value.id in templates:
-                    raise PackError(f"two templates have id {value.id!r}", where=where)
+                _check_template(value, templates, value.source or str(templates_file))
                 templates[value.id] = value
+    from lamsim_tui.packs.fixed import load_fixed_tasks
+
+    for file in fixed_files:
+        for spec in load_fixed_tasks(file, tools):
+            _check_template(spec, templates, spec.source)
+            templates[spec.id] = spec
+    for spec in templates.values():
+        _check_ending(spec, tools)
     return Pack(name=settings.name, path=path.resolve(), description=settings.description, tools=tools,
-                templates=templates, seed=seed, version=version)
+                templates=templates, seed=seed, version=version, policy=policy_text, policy_path=policy_path,
+                error_style=settings.error_style)
+
+
+def _table_rows(data: Any, key: str, file: Path) -> list[dict]:
+    """A seed table's rows: a JSON list of objects, or an object of objects keyed by id (the key
+    field is filled in from the object's key where a row does not carry it)."""
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return data
+    if isinstance(data, dict) and all(isinstance(r, dict) for r in data.values()):
+        rows = []
+        for name, row in data.items():
+            if key not in row:
+                row = {key: name, **row}
+            elif str(row[key]) != name:
+                raise PackError(f"the row under {name!r} has {key} {row[key]!r}; they must agree", where=str(file),
+                                hint=f"drop the {key!r} field from the rows, or make it match the object's keys")
+            rows.append(row)
+        return rows
+    raise PackError("seed data must be a JSON list of objects, or an object of objects keyed by id", where=str(file))
+
+
+def _policy(path: Path, settings: PackSettings, located) -> tuple[str | None, Path | None]:
+    if settings.policy is None:
+        return None, None
+    file = path / settings.policy
+    where = located.where(("policy",))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PackError(f"policy file not found: {file}", where=where) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PackError(f"cannot read the policy file {file}: {exc}", where=where) from None
+    if not text.strip():
+        raise PackError(f"the policy file {file} is empty", where=where, hint="write the rules, or drop `policy:`")
+    return text.strip(), file
+
+
+def _fixed_task_files(path: Path, settings: PackSettings, located) -> list[Path]:
+    names = settings.fixed_tasks
+    if names is None:
+        return []
+    names = [names] if isinstance(names, str) else names
+    files = []
+    for i, name in enumerate(names):
+        file = path / name
+        if not file.is_file():
+            key = ("fixed_tasks",) if isinstance(settings.fixed_tasks, str) else ("fixed_tasks", i)
+            raise PackError(f"fixed tasks file not found: {file}", where=located.where(key))
+        files.append(file)
+    return files
+
+
+def _check_ending(spec: TemplateSpec, tools: dict[str, ToolSpec]) -> None:
+    if spec.ends_with is None:
+        return
+    where = spec.option_sources.get("ends_with") or spec.source
+    tool = tools.get(spec.ends_with)
+    if tool is None:
+        from lamsim_tui.names import nearest_names
+
+        close = nearest_names(spec.ends_with, tools)
+        raise PackError(f"{spec.id!r}: ends_with={spec.ends_with!r} is not a tool of the pack", where=where,
+                        hint=f"did you mean {close[0]!r}?" if close else None)
+    if not tool.ends_episode:
+        raise PackError(f"{spec.id!r}: ends_with={spec.ends_with!r}, but that tool does not end the episode",
+                        where=where, hint=f"declare it @tool(ends_episode=True) ({tool.source})")
+
+
+def _check_template(spec: TemplateSpec, known: dict[str, TemplateSpec], where: str) -> None:
+    """What can be told of a template without running it (the rest is `lamsim check`'s)."""
+    kind = "fixed task" if spec.fixed else "template"
+    if spec.answer not in ANSWER_TYPES:
+        shown = [a for a in ANSWER_TYPES if a != "none"]
+        raise PackError(f"{kind} {spec.id!r}: answer type {spec.answer!r} is not one of {', '.join(shown)}",
+                        where=where, hint="answer=None declares an action-only task (judged on its final state)")
+    if spec.gold_program is None:
+        raise PackError(f"{kind} {spec.id!r} has no gold program", where=where,
+                        hint=f"add a function decorated with @{spec.id}.gold")
+    if spec.id in known:
+        raise PackError(f"two templates or fixed tasks have id {spec.id!r}", where=where)
+    if spec.state not in STATE_CHOICES and spec.state != "auto":
+        raise PackError(f"{kind} {spec.id!r}: state={spec.state!r} must be True, False or \"unchanged\"", where=where)
+    if spec.answer == "none" and spec.state is False:
+        raise PackError(f"{kind} {spec.id!r} has no answer (answer=None) and does not judge state", where=where,
+                        hint="an action-only task is judged on its final state alone: add state=True "
+                             "(or state=\"unchanged\" for a request that must change nothing)")
+    fields = spec.state_fields
+    if fields is not None and (not isinstance(fields, dict) or not all(
+            isinstance(t, str) and isinstance(fs, (list, tuple)) and all(isinstance(f, str) for f in fs)
+            for t, fs in fields.items())):
+        raise PackError(f"{kind} {spec.id!r}: state_fields must map table names to lists of field names, "
+                        f"like {{\"cases\": [\"status\"]}}", where=where)

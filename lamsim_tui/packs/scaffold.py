@@ -38,11 +38,11 @@ def get_item(sb: Sandbox, item_id: str) -> dict:
     """Get one item of the inventory: name, category, price and stock.
 
     Args:
-        item_id: Item id such as "IT-007".
+        item_id: Item id, IT-nnn.
     """
     item = sb.get("items", item_id.strip())
     if item is None:
-        raise ToolError(f"No item {{item_id!r}}. Item ids look like IT-007.")
+        raise ToolError(f"No item {{item_id!r}}. Item ids look like IT-nnn.")
     return item
 '''
 

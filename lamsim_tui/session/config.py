@@ -193,6 +193,9 @@ class Session:
     store: str | None = field(default=None, metadata=_doc("store directory (default `stores/<name>`)",
                                                           max_chars=PATH_CHARS))
     demonstrations: DemonstrationSettings = field(default_factory=DemonstrationSettings)
+    policy: str | None = field(default=None, metadata=_doc(
+        "a policy document (file relative to this session file) added to the agent's system prompt instead of "
+        "the pack's `policy`; `none`: no policy"))
 
     # Where the session came from: set by load_session, never read from YAML (`internal`).
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})

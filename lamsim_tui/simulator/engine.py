@@ -47,7 +47,8 @@ def episode_seed(session_seed: int, task_id: str, attempt: int) -> int:
 
 def make_trajectory(*, episode: EpisodeResult, task: Task, pack: Pack, session: Session | None, agent_info: dict,
                     episode_id: str, seed: int, attempt: int, created_at: str,
-                    system_prompt: str | None = None, demonstrations: Demonstrations | None = None) -> Trajectory:
+                    system_prompt: str | None = None, demonstrations: Demonstrations | None = None,
+                    policy: str | None = None) -> Trajectory:
     """The record of a finished episode (status and filters are set by `Engine._finish`)."""
     settings = session.public_settings() if session else {}
     return Trajectory(
@@ -70,6 +71,7 @@ def make_trajectory(*, episode: EpisodeResult, task: Task, pack: Pack, session: 
         verdict=episode.verdict,
         timing=episode.timing,
         demonstrations=demonstrations,
+        policy=policy,
     )
 
 
@@ -90,6 +92,9 @@ class Engine:
         self.runner = ToolRunner(pack, timeout=session.budget.tool_seconds, disabled=session.feedback.disable,
                                  observation_chars=session.budget.observation_chars)
         self.settings = EpisodeSettings(budget=session.budget, feedback=session.feedback)
+        from lamsim_tui.agents.prompts import resolve_policy
+
+        self.policy = resolve_policy(pack, session)  # recorded with every trajectory
         self.generation: Generation | None = None
         self.summary = RunSummary()
         self._running: asyncio.Event | None = None  # created on the engine's loop in run()
@@ -187,7 +192,7 @@ class Engine:
                     episode=episode, task=task, pack=self.pack, session=self.session,
                     agent_info={**self.factory.describe(), **public}, episode_id=episode_id, seed=seed,
                     attempt=attempt, created_at=created, system_prompt=agent.system_prompt,
-                    demonstrations=agent.demonstrations), kept)
+                    demonstrations=agent.demonstrations, policy=self.policy), kept)
                 if cut is None:
                     self._track_model_failures(record)  # before the next episode may start
             # The write happens outside the semaphore: the next episode starts while this one's fsync runs.
@@ -259,6 +264,7 @@ class Engine:
                         raise asyncio.CancelledError from None
                     return False
         self.summary.add(record.listing())
+        note_tool_bugs(self.summary.tool_bugs, record)
         if number is not None:
             self.on_event(EpisodeStored(record.id, number))
         s = self.summary
@@ -321,6 +327,15 @@ def _stopped_by(exc: LamsimError, stored: int) -> StoreError:
     return StoreError(f"{exc.message}; the run stopped at once ({stored} episode(s) stored before it are safe; "
                       "the episode being written and those still running are not stored)",
                       where=exc.where, hint=exc.hint)
+
+
+def note_tool_bugs(bugs: dict, record: Trajectory) -> None:
+    """The first crash of each tool in a run (a bug in the pack), for the summary: `{tool: first line}`."""
+    for step in record.steps:
+        if step.crash and step.action is not None and getattr(step.action, "tool", None) not in bugs:
+            lines = [ln for ln in step.crash.strip().splitlines() if ln.strip()]
+            headline = lines[0] if lines and lines[0].startswith("tool ") else (lines[-1] if lines else "crashed")
+            bugs[step.action.tool] = headline
 
 
 def paraphrase_keeps_slots(text: str, slots: dict) -> bool:

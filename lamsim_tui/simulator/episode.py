@@ -3,7 +3,9 @@
     for each step of the budget:
         propose        the agent writes its next action (or the model fails, or the clock runs out)
         check_call     a tool call against the tool list, its schema, and earlier identical calls
-        execute        a call that passed its checks runs in the episode's sandbox
+                       (a repeat only while nothing has changed since: a write in between makes it new)
+        execute        a call that passed its checks runs in the episode's sandbox; a tool that ends
+                       the episode (a hand-off) ends it here
         check_finish   a final answer: well formed for its type, then right or (once) revealed wrong
         budget_findings  steps running out
         observe        what the agent is shown next: the tool result and/or the feedback
@@ -32,7 +34,7 @@ from lamsim_tui.record import Finding, Finish, ModelError, Step, Task, Timing, T
 from lamsim_tui.session.config import BudgetSettings, FeedbackSettings
 from lamsim_tui.simulator.feedback import CODES, enabled, finding
 from lamsim_tui.simulator.judge import check_answer_form, judge
-from lamsim_tui.simulator.runner import CallOutcome, ToolRunner, render_findings
+from lamsim_tui.simulator.runner import CallOutcome, ToolRunner
 
 if TYPE_CHECKING:
     from lamsim_tui.simulator.demos import Selection
@@ -65,7 +67,8 @@ class _Episode:
     sandbox: Sandbox
     view: EpisodeView
     steps: list[Step] = field(default_factory=list)
-    executed_calls: dict[str, int] = field(default_factory=dict)  # call signature -> step index
+    # call signature -> (step index, the sandbox's write count after it): a repeat only while unchanged
+    executed_calls: dict[str, tuple[int, int]] = field(default_factory=dict)
     final_answer: Any = None
     answered: bool = False
     answers_given: int = 0  # final answers that count toward `feedback.answer_attempts` (malformed too)
@@ -164,7 +167,8 @@ async def _steps(ep: _Episode, pack: Pack, runner: ToolRunner, agent: Agent, bud
             index, raw=turn.raw, thought=parsed.thought, action=stored_action, observation=observation,
             result=outcome.stored if outcome is not None and outcome.ok else None, executed=executed,
             feedback=checked.findings, usage=turn.usage, engine_s=round(step_engine, 6),
-            parse_notes=tuple(parsed.notes), crash=outcome.crash if outcome is not None else None))
+            parse_notes=tuple(parsed.notes), crash=outcome.crash if outcome is not None else None,
+            changed_state=outcome is not None and outcome.wrote))
         view.steps.append(StepView(index=index, raw=turn.raw, thought=parsed.thought, action=action_dict,
                                    observation=observation, findings=list(feedback), executed=executed))
         if ep.end_reason:
@@ -206,15 +210,20 @@ def check_call(ep: _Episode, runner: ToolRunner, call: ToolCall) -> _Checked:
     if problems:
         return _Checked(findings=problems)
     earlier = ep.executed_calls.get(call.signature())
-    if earlier is not None and not ep.disabled("loop.repeat"):
-        return _Checked(findings=[finding("loop.repeat", tool=call.tool, step=earlier + 1)])
+    if earlier is not None and earlier[1] == ep.sandbox.writes and not ep.disabled("loop.repeat"):
+        return _Checked(findings=[finding("loop.repeat", tool=call.tool, step=earlier[0] + 1)])
     return _Checked()
 
 
 async def execute(ep: _Episode, runner: ToolRunner, call: ToolCall, index: int) -> _Checked:
-    """Run a call that passed its checks; domain errors, crashes and time-outs become findings."""
+    """Run a call that passed its checks; domain errors, crashes and time-outs become findings.
+    A tool that ends the episode (a hand-off) and ran fine ends it: its result is the last observation."""
     outcome = await runner.execute(ep.sandbox, call, prechecked=True)
-    ep.executed_calls.setdefault(call.signature(), index)
+    ep.executed_calls[call.signature()] = (index, ep.sandbox.writes)
+    spec = runner.pack.tools.get(call.tool)
+    if outcome.ok and spec is not None and spec.ends_episode:
+        ep.end_reason = f"ended.{call.tool}"
+        return _Checked(findings=list(outcome.findings), outcome=outcome, finished=True)
     return _Checked(findings=list(outcome.findings), outcome=outcome)
 
 
@@ -234,7 +243,7 @@ def check_finish(ep: _Episode, answer: Finish, index: int) -> _Checked:
             ep.final_answer, ep.answered, ep.end_reason = json_value(answer.answer), True, "finished"
             return _Checked(findings=[problem], finished=True)
         return _Checked(findings=[problem])
-    answer_ok, state_ok, _ = judge(ep.task, answer.answer, True, _plain_state(ep.sandbox))
+    answer_ok, state_ok, _ = judge(ep.task, answer.answer, True, _plain_state(ep.sandbox), "finished")
     correct = answer_ok and state_ok is not False
     retry = (fb.reveal_wrong_answer and not correct and ep.answers_given < fb.answer_attempts
              and ep.steps_left_after(index) > 0 and not ep.disabled("answer.wrong"))
@@ -271,7 +280,7 @@ def observe(runner: ToolRunner, checked: _Checked) -> str:
     if checked.outcome is not None and checked.outcome.ok:
         return runner.observation(checked.outcome, checked.findings)  # a call that ran fine has no findings of its own
     if checked.findings:
-        return render_findings(checked.findings)
+        return runner.render(checked.findings)
     return ""
 
 
@@ -298,13 +307,14 @@ def verdict(ep: _Episode) -> EpisodeResult:
     """Judge the final answer and state against the ground truth; count the findings."""
     t_judge = time.perf_counter()
     final_state = _plain_state(ep.sandbox)
-    answer_ok, state_ok, reasons = judge(ep.task, ep.final_answer, ep.answered, final_state)
-    if ep.end_reason != "finished":
+    answer_ok, state_ok, reasons = judge(ep.task, ep.final_answer, ep.answered, final_state, ep.end_reason)
+    ended_properly = ep.end_reason == "finished" or (ep.end_reason or "").startswith("ended.")
+    if not ended_properly:
         reasons.insert(0, f"episode ended: {ep.end_reason}")
     counts = Counter(f.code for s in ep.steps for f in s.feedback)
     errors = Counter(f.code for s in ep.steps for f in s.feedback if f.severity == "error")
     result_verdict = Verdict(
-        success=bool(answer_ok and state_ok is not False and ep.end_reason == "finished"),
+        success=bool(answer_ok and state_ok is not False and ended_properly),
         answer_correct=answer_ok,
         state_correct=state_ok,
         reasons=tuple(reasons),

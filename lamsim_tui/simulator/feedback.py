@@ -49,10 +49,12 @@ _TABLE = [
          "Argument {arg!r} of {tool!r} must be one of {choices}, not {got}."),
     Code("args.invalid", "error", "agent", "an argument breaks another schema rule",
          "Argument {arg!r} of {tool!r} is invalid: {detail}."),
-    Code("loop.repeat", "warning", "agent", "the same call was already made in this episode",
+    Code("loop.repeat", "warning", "agent", "the same call was already made in this episode, and nothing in the "
+         "sandbox has changed since",
          "You already called {tool} with these arguments at step {step}; the result is unchanged. "
          "Use it, try something else, or finish."),
-    Code("exec.error", "warning", "agent", "the tool refused the call (a domain error such as 'no such case')",
+    Code("exec.error", "warning", "agent", "the tool refused the call (a domain error such as 'no such case'); "
+         "a pack with `error_style: plain` words it `Error: <message>`",
          "{tool} failed: {detail}"),
     Code("exec.crash", "error", "tool", "the tool raised an unexpected exception: a bug in the pack",
          "The tool {tool} failed unexpectedly (an internal error, not your fault). Try another approach."),
@@ -64,11 +66,14 @@ _TABLE = [
          "The step budget is spent."),
     Code("budget.time", "error", "budget", "the episode's time budget is spent; the episode ends",
          "The time budget is spent."),
-    Code("answer.missing", "error", "agent", "finish without an answer, or no final answer at all",
+    Code("answer.missing", "error", "agent", "finish without an answer (for an action-only task: without a "
+         "confirmation), or no final answer at all",
          "Your final answer is missing: call finish with an \"answer\" argument."),
-    Code("answer.malformed", "error", "agent", "the answer does not fit the expected answer type",
+    Code("answer.malformed", "error", "agent", "the answer does not fit the expected answer type (never for an "
+         "action-only task: any confirmation fits)",
          "Your answer {got} is not {expected}. Give the answer as {expected}."),
-    Code("answer.wrong", "error", "agent", "the judge found the final answer (or state) wrong",
+    Code("answer.wrong", "error", "agent", "the judge found the final answer (or state) wrong; for an "
+         "action-only task, the state",
          "That answer is not correct. Check your steps and try again."),
 ]
 

@@ -155,9 +155,14 @@ def _canonical(value: Any) -> Any:
 
 
 def check_answer_form(answer_type: str, value: Any, has_answer: bool = True) -> Finding | None:
-    """`answer.missing` / `answer.malformed`, or None when the answer can be judged."""
+    """`answer.missing` / `answer.malformed`, or None when the answer can be judged.
+
+    For an action-only task (`none`) any confirmation is well formed; only a missing one is not.
+    """
     if not has_answer or value is None or (isinstance(value, str) and not value.strip()):
         return finding("answer.missing")
+    if answer_type == "none":
+        return None
     try:
         coerce(answer_type, value)
     except Malformed:
@@ -178,6 +183,38 @@ def answers_match(answer_type: str, given: Any, gold: Any, tolerance: float = 1e
     return left == right
 
 
+_ABSENT = object()
+
+
+def field_value(row: dict, path: str) -> Any:
+    """A field of a row, or a dotted path into its nested values: `address.city`, `items.0.price`,
+    `items.*.status` (every item's). A row with a key spelled like the path wins. Absent: None."""
+    if path in row:
+        return row[path]
+    if "." not in path:
+        return None
+    value = _walk(row, path.split("."))
+    return None if value is _ABSENT else value
+
+
+def _walk(value: Any, parts: list[str]) -> Any:
+    if not parts:
+        return value
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        if isinstance(value, list):
+            return [_walk(v, rest) for v in value]
+        if isinstance(value, dict):
+            return {k: _walk(v, rest) for k, v in sorted(value.items())}
+        return _ABSENT
+    if isinstance(value, dict):
+        return _walk(value[head], rest) if head in value else _ABSENT
+    if isinstance(value, list) and head.lstrip("-").isdigit():
+        index = int(head)
+        return _walk(value[index], rest) if -len(value) <= index < len(value) else _ABSENT
+    return _ABSENT
+
+
 def project_state(state: dict, fields: dict | None) -> dict:
     if not fields:
         return state
@@ -186,8 +223,35 @@ def project_state(state: dict, fields: dict | None) -> dict:
         if table not in fields:
             continue
         keep = fields[table]
-        out[table] = {k: (None if row is None else {f: row.get(f) for f in keep}) for k, row in rows.items()}
+        out[table] = {k: (None if row is None else {f: field_value(row, f) for f in keep}) for k, row in rows.items()}
     return out
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    return shorten(json.dumps(value, ensure_ascii=False, default=str), limit, "...")
+
+
+def first_difference(got: Any, want: Any, path: str = "") -> str | None:
+    """Where two JSON values first differ, as `path: got vs gold` (None when equal)."""
+    if got == want:
+        return None
+    if isinstance(got, dict) and isinstance(want, dict):
+        for key in sorted(set(got) | set(want), key=str):
+            if key not in got:
+                return f"{path}.{key}".lstrip(".") + ": missing vs gold " + _shown(want[key])
+            if key not in want:
+                return f"{path}.{key}".lstrip(".") + f": {_shown(got[key])}, not in the gold state"
+            found = first_difference(got[key], want[key], f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    if isinstance(got, list) and isinstance(want, list):
+        for i, (a, b) in enumerate(zip(got, want, strict=False)):
+            found = first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        if len(got) != len(want):
+            return f"{path}: {len(got)} items vs {len(want)} in the gold state"
+    return f"{path or 'value'}: {_shown(got)} vs gold {_shown(want)}"
 
 
 def states_match(final_state: dict, gold_state: dict, fields: dict | None) -> tuple[bool, list[str]]:
@@ -202,7 +266,12 @@ def states_match(final_state: dict, gold_state: dict, fields: dict | None) -> tu
             if a != b:
                 if isinstance(a, dict) and isinstance(b, dict):
                     diff = [f for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
-                    reasons.append(f"{table} {key}: fields {', '.join(diff)} differ from the gold state")
+                    reason = f"{table} {key}: fields {', '.join(diff)} differ from the gold state"
+                    nested = [f for f in diff if isinstance(a.get(f), (dict, list)) or isinstance(b.get(f), (dict, list))]
+                    if nested:
+                        where = first_difference(a.get(nested[0]), b.get(nested[0]), nested[0])
+                        reason += f" (first at {where})"
+                    reasons.append(reason)
                 elif a == "unchanged":
                     reasons.append(f"{table} {key}: expected a change that was not made")
                 elif b == "unchanged":
@@ -212,12 +281,40 @@ def states_match(final_state: dict, gold_state: dict, fields: dict | None) -> tu
     return False, reasons[:10]
 
 
-def judge(task, final_answer: Any, answered: bool, final_state: dict) -> tuple[bool, bool | None, list[str]]:
-    """(answer_correct, state_correct or None when not judged, reasons)."""
+def ended_by(end_reason: str | None) -> str | None:
+    """The tool that ended an episode (`ended.<tool>`), or None."""
+    if isinstance(end_reason, str) and end_reason.startswith("ended."):
+        return end_reason[len("ended."):]
+    return None
+
+
+def judge(task, final_answer: Any, answered: bool, final_state: dict,
+          end_reason: str | None = None) -> tuple[bool, bool | None, list[str]]:
+    """(answer_correct, state_correct or None when not judged, reasons).
+
+    The answer part depends on the task: compared with the gold answer by type; for an action-only
+    task, the episode ended properly (a confirmation, or a tool that ends the episode); for a task
+    that must end with a tool (`ends_with`, a hand-off), it ended with that tool. A task with an
+    answer that a tool ended before any answer was given fails the answer part.
+    """
     reasons: list[str] = []
-    if not answered:
+    handed_off = ended_by(end_reason)
+    expected_end = getattr(task, "ends_with", None)
+    if expected_end is not None:
+        answer_ok = handed_off == expected_end
+        if not answer_ok:
+            ended = f"ended with {handed_off}" if handed_off else ("ended with a final answer" if answered
+                                                                    else "did not end with it")
+            reasons.append(f"the task calls for {expected_end} (which ends the episode); the episode {ended}")
+    elif handed_off is not None:
+        answer_ok = task.answer_type == "none"
+        if not answer_ok:
+            reasons.append(f"no final answer: the episode was ended with {handed_off} before one was given")
+    elif not answered:
         answer_ok = False
         reasons.append("no final answer")
+    elif task.answer_type == "none":
+        answer_ok = True  # an action-only task: the confirmation is not judged, the state is
     else:
         answer_ok = answers_match(task.answer_type, final_answer, task.gold_answer, task.tolerance)
         if not answer_ok:

@@ -46,9 +46,9 @@ from lamsim_tui.packs.isolation import (
     guard_output,
     install_guards,
 )
-from lamsim_tui.packs.sandbox import Sandbox, ToolError
+from lamsim_tui.packs.sandbox import RowChangedInPlace, Sandbox, ToolError
 from lamsim_tui.simulator.actions import ToolCall
-from lamsim_tui.simulator.arguments import check_object
+from lamsim_tui.simulator.arguments import ArgumentCheck, argument_check
 from lamsim_tui.simulator.feedback import Finding, enabled, finding
 from lamsim_tui.text import shorten
 
@@ -262,6 +262,16 @@ def crash_text(exc: BaseException) -> str:
 # ----- tool calls -------------------------------------------------------------------------------
 
 
+def in_place_report(exc: RowChangedInPlace) -> tuple[str, str]:
+    """(where: the tool's file:line that changed a row in place, the traceback) for the operator."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if not f.filename.endswith(("sandbox.py", "runner.py"))]
+    frame = own[-1] if own else (frames[-1] if frames else None)
+    where = f"{frame.filename}:{frame.lineno}" if frame else "?"
+    code = f" ({frame.line.strip()})" if frame is not None and frame.line else ""
+    return f"{where}{code}", crash_text(exc)
+
+
 @dataclass
 class CallOutcome:
     findings: list[Finding] = field(default_factory=list)
@@ -272,6 +282,8 @@ class CallOutcome:
     text: str = ""  # the result as the agent reads it (uncut)
     stored: Any = None  # the result as a record keeps it: plain JSON, cut to STORED_RESULT_CHARS
     printed: str = ""  # what the call printed (never shown on lamsim's own output)
+    error_detail: str | None = None  # a domain error's own message (ToolError text)
+    wrote: bool = False  # the call wrote to the sandbox
 
 
 class NotJSON(ValueError):
@@ -323,6 +335,13 @@ def render_findings(findings: Iterable[Finding]) -> str:
     return "\n".join(f"{'Error' if f.severity == 'error' else 'Note'}: {f.message}" for f in findings)
 
 
+def domain_error(tool: str, detail: str, style: str) -> Finding:
+    """The `exec.error` finding of a tool's domain error, worded as the pack chose (`error_style`)."""
+    if style == "plain":
+        return Finding("exec.error", "warning", detail)
+    return finding("exec.error", tool=tool, detail=detail)
+
+
 class ToolRunner:
     def __init__(self, pack: Pack, *, timeout: float = 5.0, disabled: Iterable[str] = (),
                  observation_chars: int = 4000):
@@ -330,6 +349,8 @@ class ToolRunner:
         self.timeout = timeout
         self.disabled = tuple(disabled)
         self.observation_chars = observation_chars
+        self.error_style = getattr(pack, "error_style", "tool")
+        self._checks: dict[str, ArgumentCheck] = {}  # compiled once per tool
 
     @property
     def code_seconds(self) -> float:
@@ -343,7 +364,10 @@ class ToolRunner:
             suggestion = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             return [finding("tool.unknown", tool=call.tool, suggestion=suggestion,
                             available=", ".join(self.pack.tools))]
-        problem = check_object(spec.name, spec.parameters, call.arguments)
+        check = self._checks.get(spec.name)
+        if check is None or check.schema is not spec.parameters:
+            check = self._checks[spec.name] = argument_check(spec.name, spec.parameters)
+        problem = check.check(call.arguments)
         if problem is not None and enabled(problem.code, self.disabled):
             return [problem]
         return []
@@ -354,21 +378,36 @@ class ToolRunner:
             return CallOutcome(executed=True, ok=True, result=value, text=text, stored=stored, printed=printed)
         if ran.status == "error":
             detail = _cut(ran.value, self.observation_chars)
-            return CallOutcome(executed=True, printed=printed,
-                               findings=[finding("exec.error", tool=call.tool, detail=detail)])
+            return CallOutcome(executed=True, printed=printed, error_detail=detail,
+                               findings=[domain_error(call.tool, detail, self.error_style)])
         if ran.status == "timeout":
             return CallOutcome(executed=True, findings=[finding("exec.timeout", tool=call.tool, seconds=self.timeout)])
-        return CallOutcome(executed=True, crash=crash_text(ran.exc), printed=printed,
+        if isinstance(ran.exc, RowChangedInPlace):
+            where, text = in_place_report(ran.exc)
+            crash = (f"tool {call.tool!r} changed a sandbox row in place at {where}: a bug in the pack; the seed "
+                     f"is unharmed and the call failed.\n{text}")
+        else:
+            crash = crash_text(ran.exc)
+        return CallOutcome(executed=True, crash=crash, printed=printed,
                            findings=[finding("exec.crash", tool=call.tool)])
+
+    def render(self, findings: Iterable[Finding]) -> str:
+        """Findings as the agent reads them (a pack with `error_style: plain` shows domain errors as `Error: ...`)."""
+        if self.error_style != "plain":
+            return render_findings(findings)
+        return "\n".join(f"Error: {f.message}" if f.code == "exec.error" else render_findings((f,)) for f in findings)
 
     def execute_sync(self, sb: Sandbox, call: ToolCall) -> CallOutcome:
         """Check and run one call, blocking (task generation, replay, `lamsim check`)."""
         pre = self.precheck(call)
         if pre:
             return CallOutcome(findings=pre)
+        writes = sb.writes
         ran, printed = run_limited(_call_tool, (self.pack.tools[call.tool].func, sb, call.arguments),
                                    seconds=self.timeout)
-        return self._outcome(call, ran, printed)
+        outcome = self._outcome(call, ran, printed)
+        outcome.wrote = sb.writes != writes
+        return outcome
 
     async def execute(self, sb: Sandbox, call: ToolCall, *, prechecked: bool = False) -> CallOutcome:
         """Run one call from the engine's event loop without blocking it."""
@@ -376,9 +415,12 @@ class ToolRunner:
             pre = self.precheck(call)
             if pre:
                 return CallOutcome(findings=pre)
+        writes = sb.writes
         ran, printed = await run_limited_async(_call_tool, (self.pack.tools[call.tool].func, sb, call.arguments),
                                                seconds=self.timeout)
-        return self._outcome(call, ran, printed)
+        outcome = self._outcome(call, ran, printed)
+        outcome.wrote = sb.writes != writes
+        return outcome
 
     def observation(self, outcome: CallOutcome, extra: Iterable[Finding] = ()) -> str:
         parts = []
@@ -387,5 +429,5 @@ class ToolRunner:
                          else render_result(outcome.result, self.observation_chars))
         shown = [*outcome.findings, *extra]
         if shown:
-            parts.append(render_findings(shown))
+            parts.append(self.render(shown))
         return "\n".join(parts)

@@ -85,6 +85,7 @@ class RunSummary(Tally):
     skipped_templates: dict = field(default_factory=dict)
     cancelled: bool = False
     paused_reason: str | None = None
+    tool_bugs: dict = field(default_factory=dict)  # tool -> the first line of its first crash in the run
 
     @property
     def kept(self) -> int:
@@ -115,4 +116,5 @@ class RunSummary(Tally):
             "skipped_templates": self.skipped_templates,
             "cancelled": self.cancelled,
             "paused_reason": self.paused_reason,
+            **({"tool_bugs": dict(self.tool_bugs)} if self.tool_bugs else {}),
         }

@@ -29,7 +29,7 @@ from lamsim_tui.store.storage import JournalDB, JournalStorage
 RECORD_VERSION = SCHEMA_VERSION  # schema_version of the records this lamsim writes
 TRAJECTORIES = "trajectories"
 BLOBS = "blobs"
-SHARED_FIELDS = ("tools", "system_prompt", "session")  # the same across a session: kept once, in `blobs`
+SHARED_FIELDS = ("tools", "system_prompt", "session", "policy")  # the same across a session: kept once, in `blobs`
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 

@@ -75,6 +75,61 @@ def _agent_id(call, name: str) -> str:
     return next(a["id"] for a in call("list_agents") if a["name"] == name)
 
 
+APPROVAL_LIMIT = 150.0  # policy.md: a refund of more than this waits for a supervisor
+
+
+_REFUND_CASES: dict[str, list[dict]] = {}  # built once: a changed seed is a new pack version (a new module)
+
+
+def _refund_cases(data) -> dict[str, list[dict]]:
+    """Open or pending cases with an order that still has money left to refund, by what the policy
+    says to do: "refund" (inside the window, at most the approval limit left), "approval" (inside,
+    more left), "refuse" (outside the window)."""
+    if not _REFUND_CASES:
+        _REFUND_CASES.update(_sort_refund_cases(data))
+    return _REFUND_CASES
+
+
+def _sort_refund_cases(data) -> dict[str, list[dict]]:
+    today = data.now.date()
+    out: dict[str, list[dict]] = {"refund": [], "approval": [], "refuse": []}
+    for c in data.rows("cases"):
+        if c["status"] not in ("open", "pending") or not c["order_id"]:
+            continue
+        order = data.get("orders", c["order_id"])
+        left = round(order["amount"] - _refunded(data, order["id"]), 2)
+        if left <= 0.005:
+            continue
+        inside = (today - date.fromisoformat(order["order_date"])).days <= _window_days(data, order)
+        out["refuse" if not inside else "refund" if left <= APPROVAL_LIMIT else "approval"].append(c)
+    return out
+
+
+def _follow_refund_policy(call, case_id: str) -> tuple[float, str]:
+    """What policy.md says to do with a refund request on a case: (amount refunded, what was done)."""
+    case = call("get_case", case_id=case_id)
+    order = call("get_order", order_id=case["order_id"])
+    policy = call("get_policy", category=order["category"])
+    left = round(order["amount"] - order["refunded"], 2)
+    if order["age_days"] > policy["refund_window_days"]:
+        call("update_case_status", case_id=case["id"], status="escalated")
+        call("add_case_note", case_id=case["id"],
+             text=f"Refund refused: order {order['id']} is {order['age_days']} days old, outside the "
+                  f"{policy['refund_window_days']}-day refund window. Escalated for the account manager.")
+        return 0, (f"Order {order['id']} is outside its {policy['refund_window_days']}-day refund window, so I "
+                   f"cannot refund it. I escalated case {case['id']} so that the account manager can follow up.")
+    if left > APPROVAL_LIMIT:
+        call("update_case_status", case_id=case["id"], status="escalated")
+        call("add_case_note", case_id=case["id"],
+             text=f"Refund of {left:.2f} on order {order['id']} waits for a supervisor's approval.")
+        return 0, (f"A refund of {left:.2f} needs a supervisor's approval: I escalated case {case['id']} and "
+                   "noted the request.")
+    call("issue_refund", order_id=order["id"], amount=left, reason="refund request " + case["id"])
+    call("update_case_status", case_id=case["id"], status="closed")
+    call("add_case_note", case_id=case["id"], text=f"Refunded {left:.2f} on order {order['id']}; case closed.")
+    return left, f"I refunded {left:.2f} on order {order['id']} and closed case {case['id']}."
+
+
 # ----- lookups ---------------------------------------------------------------------------------
 
 
@@ -361,32 +416,44 @@ def _(slots, call):
                 "with the amount refunded (0 if none).", answer="number", tolerance=0.01, state=True,
           state_fields={"cases": ["status"], "refunds": ["order_id", "amount"], "notes": ["case_id"]})
 def refund_case_order(data, rng):
-    """Policy check, then refund+close or escalate, plus a note (5-6 calls)."""
-    today = data.now.date()
-    inside, outside = [], []
-    for c in data.rows("cases"):
-        if c["status"] not in ("open", "pending") or not c["order_id"]:
-            continue
-        order = data.get("orders", c["order_id"])
-        if _refunded(data, order["id"]) >= order["amount"] - 0.005:
-            continue
-        ok = (today - date.fromisoformat(order["order_date"])).days <= _window_days(data, order)
-        (inside if ok else outside).append(c)
-    pool = inside if (rng.random() < 0.6 or not outside) else outside
+    """Policy check, then refund+close or escalate, plus a note (5-6 calls). Only requests the desk's
+    policy agrees with the query on (none that needs a supervisor's approval)."""
+    pools = _refund_cases(data)
+    pool = pools["refund"] if (rng.random() < 0.6 or not pools["refuse"]) else pools["refuse"]
     return {"case_id": rng.choice(pool)["id"]}
 
 
 @refund_case_order.gold
 def _(slots, call):
-    case = call("get_case", case_id=slots["case_id"])
-    order = call("get_order", order_id=case["order_id"])
-    policy = call("get_policy", category=order["category"])
-    if order["age_days"] <= policy["refund_window_days"]:
-        amount = round(order["amount"] - order["refunded"], 2)
-        call("issue_refund", order_id=order["id"], amount=amount, reason="refund request " + case["id"])
-        call("update_case_status", case_id=case["id"], status="closed")
-        call("add_case_note", case_id=case["id"], text=f"Refunded {amount:.2f} on order {order['id']}; case closed.")
-        return amount
-    call("update_case_status", case_id=case["id"], status="escalated")
-    call("add_case_note", case_id=case["id"], text=f"Order {order['id']} is outside the refund window; escalated.")
-    return 0
+    return _follow_refund_policy(call, slots["case_id"])[0]
+
+
+# ----- the desk's policy (policy.md): the query does not say what to do -----------------------------
+
+
+@template(query="The customer of case {case_id} wants their money back for the order on that case.", answer=None,
+          state=True, state_fields={"cases": ["status"], "refunds": ["order_id", "amount"], "notes": ["case_id"]})
+def refund_request(data, rng):
+    """Action only, judged on state: the policy decides between a refund (and closing the case) and a
+    supervisor's approval (escalate), by what is left on the order."""
+    pools = _refund_cases(data)
+    return {"case_id": rng.choice(pools["refund"] if rng.random() < 0.5 else pools["approval"])["id"]}
+
+
+@refund_request.gold
+def _(slots, call):
+    return _follow_refund_policy(call, slots["case_id"])[1]
+
+
+@template(query="The customer of case {case_id} insists on a full refund of the order on that case today.",
+          answer=None, state=True,
+          state_fields={"cases": ["status"], "refunds": ["order_id", "amount"], "notes": ["case_id"]})
+def refund_refused(data, rng):
+    """The policy's refusal: the order is outside its refund window, so no refund may be issued (the
+    tool would allow it); the case is escalated and noted. Judged on state alone."""
+    return {"case_id": rng.choice(_refund_cases(data)["refuse"])["id"]}
+
+
+@refund_refused.gold
+def _(slots, call):
+    return _follow_refund_policy(call, slots["case_id"])[1]

@@ -248,9 +248,16 @@ def book_cheapest_flight(data, rng):
     traveller = rng.choice(list(ix["travellers"].values()))
     origin = traveller["home_airport"]
     dest = rng.choice([d for o, d in ix["routes"] if o == origin])
-    days = [d for d in ix["days"] if any(f["seats_left"] > 0 for f in ix["by_route_day"][(origin, dest, d)])]
-    return {"name": traveller["name"], "fare": rng.choice(["saver", "saver", "flex"]), "origin": ix["city"][origin],
-            "destination": ix["city"][dest], "date": rng.choice(days)}
+    fare = rng.choice(["saver", "saver", "flex"])
+    booked = {b["flight_id"] for b in ix["confirmed"] if b["traveller_id"] == traveller["id"]}
+
+    def bookable(day: str) -> bool:  # seats left, and not the traveller's own flight already
+        flights = [f for f in ix["by_route_day"][(origin, dest, day)] if f["seats_left"] > 0]
+        return bool(flights) and _cheapest(flights, fare)["id"] not in booked
+
+    days = [d for d in ix["days"] if bookable(d)]
+    return {"name": traveller["name"], "fare": fare, "origin": ix["city"][origin], "destination": ix["city"][dest],
+            "date": rng.choice(days)}
 
 
 @book_cheapest_flight.gold

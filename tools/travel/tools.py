@@ -144,7 +144,7 @@ def search_flights(sb: Sandbox, origin: str, destination: str, date: str) -> dic
 
 @tool
 def get_flight(sb: Sandbox, flight_id: str) -> dict:
-    """Get a flight (e.g. FL-0123) with its cities."""
+    """Get a flight (id FL-nnnn) with its cities."""
     flight = _flight(sb, flight_id)
     flight["from"], flight["to"] = _city(sb, flight["origin"]), _city(sb, flight["destination"])
     return flight
@@ -172,7 +172,7 @@ def list_bookings(sb: Sandbox, traveller_id: str, status: Status | None = None) 
 
 @tool
 def get_booking(sb: Sandbox, booking_id: str) -> dict:
-    """Get a booking (e.g. BK-0042)."""
+    """Get a booking (id BK-nnnn)."""
     booking = _booking(sb, booking_id)
     return {**booking, **_summary(sb, booking)}
 

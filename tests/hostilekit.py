@@ -100,6 +100,28 @@ def _code(body: str, header: str = "", line: int | None = None, contains: str | 
                 names="tools/mini/templates.py", line=line, contains=contains)
 
 
+def _gold_api(body: str, gold: str, decorator: str = "@tool", templates: str | None = None,
+              contains: str | None = None) -> dict:
+    """A misbehaving tool reached through the gold API of issues 12/13 (`call.one`, `call.attempt`,
+    `call.expect_error`, a hand-off tool), or a fixed task's own gold program (``templates``)."""
+    tools = (MINI_TOOLS + f"\n\n{decorator}\ndef bad(sb: Sandbox, item_id: str) -> dict:\n"
+             f'    """A tool that misbehaves.\n\n    Args:\n        item_id: Item id.\n    """\n    {body}\n')
+    return dict(files={"tools/mini/tools.py": tools, "tools/mini/templates.py": templates or _templates(gold=gold)},
+                commands=(("check", "sessions/s.yaml"), ("run", "sessions/s.yaml", "--headless")),
+                names="tools/mini/templates.py", contains=contains)
+
+
+FIXED_TASK_HANGS = """from lamsim_tui.packs.authoring import fixed_task
+
+
+@fixed_task(query="What colour is item I-01?")
+def stuck(call):
+    call("get_item", item_id="I-01")
+    while True:
+        pass
+"""
+
+
 def _template_code(line: int | None = None, contains: str | None = None, **kw: str) -> dict:
     return dict(files={"tools/mini/templates.py": _templates(**kw)},
                 commands=(("check", "sessions/s.yaml"), ("run", "sessions/s.yaml", "--headless")),
@@ -362,6 +384,21 @@ CASES: list[Case] = [
     Case("gold-unhashable-answer", "code", **_template_code(gold="return {(1,): 2}", contains="not JSON")),
     Case("gold-returns-none", "code", **_template_code(gold="return None", contains="None")),
     Case("gold-unknown-tool", "code", **_template_code(gold="return call('nope', x=1)", contains="nope")),
+    # the gold API of issues 12/13 under the same limits
+    Case("gold-call-one-tool-exits", "code",
+         **_gold_api("import sys\n    sys.exit(0)", 'return call.one("bad", item_id=slots["item_id"])',
+                     contains="sys.exit")),
+    Case("gold-attempt-tool-hangs", "code",
+         **_gold_api("while True:\n        pass", 'return str(call.attempt("bad", item_id=slots["item_id"]))',
+                     contains="timed out"), limit=90),
+    Case("gold-expect-error-tool-forks", "code",
+         **_gold_api("import os\n    os.fork()", 'return call.expect_error("bad", item_id=slots["item_id"])',
+                     contains="may not")),
+    Case("gold-handoff-tool-os-exit", "code",
+         **_gold_api("import os\n    os._exit(0)", 'call("bad", item_id=slots["item_id"])\n    return "handed off"',
+                     decorator="@tool(ends_episode=True)", contains="os._exit")),
+    Case("fixed-task-gold-endless-loop", "code",
+         **_gold_api("return {}", "", templates=FIXED_TASK_HANGS, contains="did not finish"), limit=90),
     # ----- themes (the app loads them through the same YAML loader)
     Case("theme-nul", "theme", **_theme("name: t\nprimary: '#fff'\x00\n", line=2, contains="NUL")),
     Case("theme-recursive-anchor", "theme", **_theme("name: t\nprimary: '#fff'\nvariables: &v {a: *v}\n", line=3,

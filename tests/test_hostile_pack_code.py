@@ -36,12 +36,13 @@ def loud(sb: Sandbox, item_id: str) -> str:
 
 @tool
 def huge(sb: Sandbox, item_id: str) -> str:
-    """Returns ten million characters.
+    """Returns two million characters (20 times what a record keeps; within tool_seconds even when
+    three episodes' calls share the GIL on a loaded machine, which ten million were not).
 
     Args:
         item_id: Item id.
     """
-    return "y" * 10_000_000
+    return "y" * 2_000_000
 
 
 @tool

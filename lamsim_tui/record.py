@@ -226,7 +226,9 @@ class Step:
     observation: str = field(metadata=_doc(
         "exactly what the agent was shown next: the tool result (JSON, cut at `budget.observation_chars`) "
         "and/or feedback messages"))
-    result: Any = field(metadata=_doc("the tool's return value when it ran successfully, else `null`"))
+    result: Any = field(metadata=_doc(
+        "the tool's return value when it ran successfully, else `null` (a value whose JSON passes 100,000 "
+        "characters is kept as that JSON text, cut there)"))
     executed: bool = field(metadata=_doc("whether the tool ran (a failed pre-execution check means it did not)"))
     feedback: tuple[Finding, ...] = field(metadata=_doc(
         '`[{"code", "severity", "message"}]`, codes from [feedback.md](feedback.md)'))

@@ -3,7 +3,7 @@
 It speaks what litellm's `openai/...` provider sends: `POST /v1/chat/completions` (streamed as SSE
 or not) and `GET /v1/models`. Each request takes the next scripted `Reply` (or `default`); a reply
 can also be a fault: an HTTP error status, a context-length error, a hang (client time-out), a
-stream cut off mid-way, a malformed SSE line, or an empty completion.
+stream cut off mid-way, a malformed SSE line, an empty completion, or any bytes at all (`raw`).
 
     with OpenAIServer() as server:
         server.push(Reply(text='{"tool": "finish", "arguments": {"answer": 1}}'))
@@ -42,6 +42,7 @@ class Reply:
     truncate_after: int | None = None  # close the stream after this many chunks: no finish, no [DONE]
     malformed: bool = False  # send a broken SSE data line
     empty: bool = False  # a completion with no content at all
+    raw: Callable[[BaseHTTPRequestHandler], None] | None = None  # writes the whole HTTP response itself
 
 
 Responder = Callable[[dict], Reply]
@@ -173,6 +174,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
         reply = self.owner._next(body)
+        if reply.raw is not None:  # a misbehaving server: the reply writes its own bytes
+            self.close_connection = True
+            try:
+                reply.raw(self)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         if reply.hang:
             time.sleep(reply.hang)
         if reply.context_length:

@@ -8,7 +8,15 @@ import pytest
 from packkit import ROOT, write_pack, write_session
 
 from lamsim_tui.agents.replay import ReplayAgent
-from lamsim_tui.events import EpisodeFinished, EpisodeStarted, FeedbackGiven, ObservationMade, Progress, StepProposed
+from lamsim_tui.events import (
+    EpisodeCancelled,
+    EpisodeFinished,
+    EpisodeStarted,
+    FeedbackGiven,
+    ObservationMade,
+    Progress,
+    StepProposed,
+)
 from lamsim_tui.packs import load_pack
 from lamsim_tui.record import Trajectory
 from lamsim_tui.session.config import BudgetSettings, FeedbackSettings, load_session
@@ -202,6 +210,7 @@ def test_cancel_stops_a_run_cleanly(mini):
     from lamsim_tui.agents.scripted import ScriptedAgentFactory
 
     finished = []
+    cancelled = []
 
     async def main():
         first_step = asyncio.Event()
@@ -211,6 +220,8 @@ def test_cancel_stops_a_run_cleanly(mini):
                 first_step.set()
             elif isinstance(event, EpisodeFinished):
                 finished.append(event.trajectory)
+            elif isinstance(event, EpisodeCancelled):
+                cancelled.append(event.episode_id)
 
         engine = Engine(session, pack, ScriptedAgentFactory(session, pack, stream_cps=200), tasks=6, seed=1,
                         on_event=on_event)
@@ -221,7 +232,9 @@ def test_cancel_stops_a_run_cleanly(mini):
 
     summary = asyncio.run(main())
     assert summary.cancelled and summary.episodes < 6
-    assert summary.episodes == len(finished)
+    # The episodes cut by the cancel are counted (and would be stored) as `cancelled`, the rest as finished.
+    assert cancelled and summary.end_reasons["cancelled"] == len(cancelled)
+    assert summary.episodes == len(finished) + len(cancelled)
 
 
 class _Watched:

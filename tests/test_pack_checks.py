@@ -269,9 +269,10 @@ def test_a_sampler_that_draws_with_the_random_module(tmp_path):
 
 def test_a_sampler_that_is_not_reproducible_for_other_reasons(tmp_path):
     templates = plant(TEMPLATES, '''    return {"room_id": rng.choice(data.rows("rooms"))["id"]}''',
-                      '''    import time
-    rooms = data.rows("rooms")
-    return {"room_id": rooms[time.perf_counter_ns() % len(rooms)]["id"]}''')
+                      '''    rooms = data.rows("rooms")
+    _draws.append(1)  # a counter: each call draws another room, whatever the seed
+    return {"room_id": rooms[len(_draws) % len(rooms)]["id"]}''')
+    templates = plant(templates, "from collections import Counter\n", "from collections import Counter\n_draws = []\n")
     make_pack(tmp_path, templates=templates)
     result = check(tmp_path)
     assert result.returncode == 1

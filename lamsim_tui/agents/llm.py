@@ -10,7 +10,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +19,12 @@ from lamsim_tui.agents.base import ModelFailure
 
 _litellm: Any = None
 _import_lock = threading.Lock()
+
+#: A reply is cut off (and the step fails) past `reply_limit` characters: this many per token of
+#: `max_tokens`, and at least `MIN_REPLY_CHARS` — far beyond any real reply, so raw model output
+#: kept in the store stays bounded even when a server ignores `max_tokens`.
+CHARS_PER_TOKEN_LIMIT = 32
+MIN_REPLY_CHARS = 16_000
 
 
 def load_litellm() -> Any:
@@ -66,6 +72,7 @@ class Completion:
     ttft_s: float | None = None
     latency_s: float = 0.0
     chunks: int = 0
+    content_type: str | None = None  # of the HTTP response, where known
 
 
 @dataclass(frozen=True)
@@ -127,8 +134,9 @@ def _connection_error(exc: BaseException) -> bool:
                or "ClientConnector" in type(e).__name__ for e in _chain(exc)[1:])
 
 
-def classify(exc: BaseException, endpoint: Endpoint) -> ModelFailure:
-    """Map a litellm/openai/httpx exception to a stable `model.*` failure."""
+def classify(exc: BaseException, endpoint: Endpoint, received: int = 0) -> ModelFailure:
+    """Map a litellm/openai/httpx exception to a stable `model.*` failure (``received``: characters
+    of the reply read before it)."""
     litellm = load_litellm()
     errors = litellm.exceptions
     where = f"{endpoint.model} at {endpoint.api_base or 'its default address'}"
@@ -153,6 +161,10 @@ def classify(exc: BaseException, endpoint: Endpoint) -> ModelFailure:
     if isinstance(exc, errors.NotFoundError) or status == 404:
         return failure("model.not_found", f"{where} does not know this model (or the api_base is wrong): {detail}",
                        False)
+    if "repeating the same chunk" in detail.lower():  # litellm's guard against an endless stream
+        return failure("model.bad_response", f"{where} sent the same piece of text over and over ({received:,} "
+                       f"characters so far, max_tokens {endpoint.params.get('max_tokens')}): a looping model, or "
+                       "a server that ignores max_tokens", True)
     if isinstance(exc, getattr(errors, "MidStreamFallbackError", ())):
         if "finish_reason" in detail:
             return failure("model.bad_response", f"the stream from {where} ended before the reply was complete",
@@ -237,11 +249,81 @@ async def stream_completion(
         kwargs["response_format"] = response_format
 
     result = Completion()
-    calls: dict[int, dict] = {}
     started = time.perf_counter()
+    await within_deadline(endpoint, result, _read_stream(litellm, kwargs, endpoint, result, on_text, started))
+    result.latency_s = time.perf_counter() - started
+    if result.finish_reason is None:
+        raise ModelFailure(
+            "model.bad_response",
+            f"the stream from {endpoint.model} at {endpoint.api_base or 'its default address'} ended before "
+            "the reply was complete",
+            transient=True, details={**endpoint.public(), "error": "truncated stream"},
+        )
+    if not result.text.strip() and not result.tool_calls:
+        not_a_stream = _not_a_stream(result.content_type, endpoint)
+        if not_a_stream is not None:
+            raise not_a_stream
+    if "completion_tokens" not in result.usage and result.chunks:
+        result.usage["completion_tokens_estimated"] = result.chunks
+    return result
+
+
+def reply_limit(endpoint: Endpoint) -> int:
+    """The most characters one reply may have: far beyond what `max_tokens` allows, so only a
+    server that ignores `max_tokens` (or streams without end) reaches it."""
+    max_tokens = endpoint.params.get("max_tokens") or 0
+    return max(MIN_REPLY_CHARS, CHARS_PER_TOKEN_LIMIT * int(max_tokens))
+
+
+async def within_deadline(endpoint: Endpoint, result: Completion, work: Awaitable[Any]) -> Any:
+    """`endpoint.timeout` is a deadline for the whole request: connecting, the first byte, and
+    the last. A server that trickles (a header byte a second, SSE comments, one character a
+    second) cannot hold a request past it; inactivity timeouts alone would reset on every byte.
+
+    Kept apart from the request itself, so any way of sending one (litellm's `acompletion`, a
+    Router) runs under the same deadline. Raises `ModelFailure("model.timeout")`.
+    """
+    try:
+        async with asyncio.timeout(endpoint.timeout):
+            return await work
+    except TimeoutError:
+        where = f"{endpoint.model} at {endpoint.api_base or 'its default address'}"
+        if result.chunks:
+            message = (f"{where} did not finish its reply within {endpoint.timeout:g} s (timeout): it had sent "
+                       f"{result.chunks} piece(s), {len(result.text)} characters, so far")
+        else:
+            message = f"{where} did not answer within {endpoint.timeout:g} s (timeout)"
+        raise ModelFailure("model.timeout", message, transient=True,
+                           details={**endpoint.public(), "error": "deadline"}) from None
+
+
+def _not_a_stream(content_type: str | None, endpoint: Endpoint) -> ModelFailure | None:
+    """An empty reply whose body was not an event stream: the server answered something else."""
+    if not content_type:
+        return None
+    kind = content_type.split(";")[0].strip().lower()
+    if kind in ("text/event-stream", "application/x-ndjson", ""):
+        return None
+    where = f"{endpoint.model} at {endpoint.api_base or 'its default address'}"
+    details = {**endpoint.public(), "error": f"content-type {kind}"}
+    if kind == "text/html":
+        return ModelFailure("model.bad_response", f"{where} answered with a web page (text/html), not the OpenAI "
+                            "protocol: is api_base the API's address (it usually ends in /v1)?", details=details)
+    if kind == "application/json":
+        return ModelFailure("model.bad_response", f"{where} answered with one whole JSON reply although a stream "
+                            "was asked for (stream: true): the server does not stream, or this is not its "
+                            "chat-completions address", details=details)
+    return ModelFailure("model.bad_response", f"{where} answered with {kind}, not an event stream", details=details)
+
+
+async def _read_stream(litellm: Any, kwargs: dict, endpoint: Endpoint, result: Completion,
+                       on_text: Callable[[str], None], started: float) -> None:
+    calls: dict[int, dict] = {}
+    limit = reply_limit(endpoint)
     response = None
     try:
         response = await litellm.acompletion(**kwargs)
+        result.content_type = _content_type(response)
         async for chunk in response:
             result.chunks += 1
             usage = _get(chunk, "usage")
@@ -275,30 +357,45 @@ async def stream_completion(
                 reason = _get(choice, "finish_reason")
                 if reason:
                     result.finish_reason = reason
+            size = len(result.text) + sum(len(c["function"]["arguments"]) + len(c["function"]["name"])
+                                          for c in calls.values())
+            if size > limit:
+                raise _too_long(endpoint, size, limit)
     except ModelFailure:
         raise
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # every provider error, broken stream or protocol error
-        raise classify(exc, endpoint) from None
+        raise classify(exc, endpoint, received=len(result.text)) from None
     finally:
+        result.tool_calls = [calls[i] for i in sorted(calls)]
         if response is not None and hasattr(response, "aclose"):
             try:
                 await asyncio.shield(_close(response))
             except BaseException:  # noqa: BLE001 - closing must never mask the real outcome
                 pass
-    result.latency_s = time.perf_counter() - started
-    result.tool_calls = [calls[i] for i in sorted(calls)]
-    if result.finish_reason is None:
-        raise ModelFailure(
-            "model.bad_response",
-            f"the stream from {endpoint.model} at {endpoint.api_base or 'its default address'} ended before "
-            "the reply was complete",
-            transient=True, details={**endpoint.public(), "error": "truncated stream"},
-        )
-    if "completion_tokens" not in result.usage and result.chunks:
-        result.usage["completion_tokens_estimated"] = result.chunks
-    return result
+
+
+def _too_long(endpoint: Endpoint, size: int, limit: int) -> ModelFailure:
+    where = f"{endpoint.model} at {endpoint.api_base or 'its default address'}"
+    return ModelFailure(
+        "model.bad_response",
+        f"{where} sent a reply of more than {limit:,} characters ({size:,} so far) although max_tokens is "
+        f"{endpoint.params.get('max_tokens')}: the server ignores max_tokens, or streams without end; the reply "
+        "was cut off and not kept",
+        transient=True, details={**endpoint.public(), "error": "reply too long"})
+
+
+def _content_type(response: Any) -> str | None:
+    """The HTTP Content-Type of a litellm stream, where litellm kept the response headers."""
+    hidden = getattr(response, "_hidden_params", None) or getattr(response, "hidden_params", None) or {}
+    headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
+    if not isinstance(headers, dict):
+        return None
+    for key, value in headers.items():
+        if str(key).lower().endswith("content-type"):
+            return str(value)
+    return None
 
 
 async def _close(response: Any) -> None:

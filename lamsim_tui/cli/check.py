@@ -7,14 +7,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lamsim_tui.text import shorten, visible
+from lamsim_tui.text import plain, shorten, visible
 
 
 def add_commands(sub: Any) -> None:
     check = sub.add_parser("check", help="check a session's pack and templates")
     check.add_argument("session", help="session YAML file")
-    check.add_argument("--samples", type=int, default=20, help="tasks sampled per template")
+    check.add_argument("--samples", type=_samples, default=20, help="tasks sampled per template (1 to 10000)")
     check.set_defaults(handler=cmd_check)
+
+
+def _samples(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 10000, got {value}")
+    return value
 
 
 def _plural(n: int, word: str) -> str:
@@ -36,7 +48,9 @@ def cmd_check(args) -> int:
 
     session = load_session(args.session)
     pack = load_pack(session.pack_dir())
-    selected = list(template_weights(pack, session.templates))
+    from lamsim_tui.cli.run import in_session
+
+    selected = list(in_session(session, lambda: template_weights(pack, session.templates)))
     runner = ToolRunner(pack, timeout=session.budget.tool_seconds,
                         observation_chars=session.budget.observation_chars)
     before = pack.seed.fingerprint()
@@ -54,7 +68,7 @@ def cmd_check(args) -> int:
     if policy:
         source = pack.policy_path if policy == pack.policy else f"the session's ({session.policy})"
         print(visible(f"policy {source} ({len(policy)} characters): shown to every agent"))
-    width = max([len("template"), *(len(r.template) for r in reports)])
+    width = max([len("template"), *(len(plain(r.template)) for r in reports)])
     header = f"{'template':<{width}} {'tried':>5} {'ok':>4} {'fail':>4} {'distinct':>9} {'calls':>6} {'gold ms':>8}  example"
     print(header)
     print("-" * len(header))
@@ -68,16 +82,17 @@ def cmd_check(args) -> int:
             shown = "(no answer: judged on its state)" if answer is None else json.dumps(answer, ensure_ascii=False,
                                                                                           default=str)
             example = f"{query}  => {shown}"
-            example = shorten(example, 110, "...")
-        print(visible(f"{r.template:<{width}} {r.tried:>5} {r.ok:>4} {len(r.failures):>4} {distinct:>9} {calls:>6} "
+            example = shorten(plain(example), 110, "...")
+        print(visible(f"{plain(r.template):<{width}} {r.tried:>5} {r.ok:>4} {len(r.failures):>4} {distinct:>9} {calls:>6} "
                       f"{r.max_gold_s * 1000:>8.1f}  {example}"))
         if r.failures or r.extra_failures:
             errors += 1
             first = (r.failures or r.extra_failures)[0]
             also = "" if r.failures else " (in a further task the check ran; the sampled ones passed)"
-            print(visible(f"    FAIL {first.where}: {first.reason.splitlines()[0]}{also}"))
-            for more in first.reason.splitlines()[1:4]:
-                print(visible(f"         {more}"))
+            lines = first.reason.splitlines() or [""]
+            print(visible(f"    FAIL {first.where}: {shorten(lines[0], 1000)}{also}"))
+            for more in lines[1:4]:
+                print(visible(f"         {shorten(more, 1000)}"))
         for problem in r.problems:
             _print_problem(problem)
         errors += len(r.errors)

@@ -113,7 +113,7 @@ def sample_tasks(pack, seed: int = 0) -> list[dict]:
         if spec.fixed:
             entry["fixed"] = True
         try:
-            slots = sample_slots(pack, spec, random.Random(f"{seed}:{tid}"))
+            slots = sample_slots(pack, spec, random.Random(f"{seed}:{tid}"), runner)
             task = make_task(pack, spec, slots, runner)
         except GoldFailure as failure:
             entry["error"] = f"{failure.where}: {failure.reason}"

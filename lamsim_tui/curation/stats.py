@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lamsim_tui.simulator.tally import Tally
 from lamsim_tui.store import Store
+from lamsim_tui.text import plain
 
 
 def compute(store: Store) -> dict:
@@ -57,7 +58,7 @@ def format_table(stats: dict) -> str:
         st = s["statuses"]
         rows.append(
             [
-                name,
+                plain(name, 60),  # a template id comes from a pack: never raw to a terminal
                 str(s["episodes"]),
                 _pct(s["success_rate"]),
                 _pct(s["filter_pass_rate"]),

@@ -132,6 +132,9 @@ def _located(file: Path) -> Located:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PackError(f"invalid JSON at line {exc.lineno}: {exc.msg}", where=f"{file}:{exc.lineno}") from None
+        except (ValueError, RecursionError) as exc:  # a huge number, deep nesting
+            what = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:300]
+            raise PackError(f"the fixed tasks file cannot be read: {what}", where=str(file)) from None
         return Located(data=data, path=file, lines=json_lines(text))
     from lamsim_tui.session.yamlload import parse_yaml
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lamsim_tui.errors import PackError
+from lamsim_tui.packs import isolation
 from lamsim_tui.packs.authoring import ANSWER_TYPES, STATE_CHOICES, TemplateSpec, ToolSpec, derive_tool
 from lamsim_tui.packs.sandbox import Sandbox, Seed
 
@@ -49,13 +50,17 @@ def _load_module(path: Path, name: str) -> types.ModuleType:
         raise PackError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    isolation.install_guards()  # its top level is pack code too: no exits, processes or prints
+    isolation.guard_output()
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit, GeneratorExit, isolation.PackCodeExit) as exc:
         sys.modules.pop(name, None)
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
         line = frames[-1].lineno if frames else getattr(exc, "lineno", 1)
-        raise PackError(f"error while importing: {type(exc).__name__}: {exc}", where=f"{path}:{line}") from None
+        how = isolation.describe_exit(exc)
+        what = f"it called {how}" if how else f"{type(exc).__name__}: {str(exc)[:2000]}"
+        raise PackError(f"error while importing: {what}", where=f"{path}:{line}") from None
     return module
 
 
@@ -132,13 +137,23 @@ def load_pack(path: str | Path) -> Pack:
             rows = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise PackError(f"seed data file not found: {file}", where=where) from None
+        except UnicodeDecodeError as exc:
+            line = exc.object.count(b"\n", 0, exc.start) + 1
+            raise PackError(f"seed data is not UTF-8 text (byte {exc.start})", where=f"{file}:{line}",
+                            hint="save the file as UTF-8") from None
         except json.JSONDecodeError as exc:
             raise PackError(f"invalid JSON at line {exc.lineno}: {exc.msg}", where=f"{file}:{exc.lineno}") from None
+        except (OSError, ValueError, RecursionError) as exc:  # a directory, a huge number, deep nesting
+            what = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:300]
+            raise PackError(f"seed data cannot be read: {what}", where=str(file)) from None
         rows = _table_rows(rows, tset.key, file)
         by_key: dict[Any, dict] = {}
         for i, row in enumerate(rows):
             if tset.key not in row:
                 raise PackError(f"row {i} has no key field {tset.key!r}", where=str(file))
+            if not isinstance(row[tset.key], str | int | float) or isinstance(row[tset.key], bool):
+                raise PackError(f"row {i}: key field {tset.key!r} must be a string or a number, "
+                                f"not {type(row[tset.key]).__name__}", where=str(file))
             if row[tset.key] in by_key:
                 raise PackError(f"duplicate key {row[tset.key]!r} in row {i}", where=str(file))
             by_key[row[tset.key]] = row

@@ -16,6 +16,7 @@ from lamsim_tui.session.schema import Builder, schema_table
 from lamsim_tui.session.yamlload import Located, load_yaml
 
 T = TypeVar("T")
+PATH_CHARS = 4096  # the longest path a setting may name (Linux's PATH_MAX)
 
 
 def _doc(text: str, **extra) -> dict:
@@ -37,7 +38,8 @@ class ModelSettings:
     max_tokens: int = field(default=256, metadata=_doc("tokens per step", min=1))
     seed: int | None = field(default=None, metadata=_doc("sampling seed sent to the server"))
     stop: list[str] = field(default_factory=list, metadata=_doc("stop sequences"))
-    timeout: float = field(default=120.0, metadata=_doc("seconds per request", min=0.1))
+    timeout: float = field(default=120.0, metadata=_doc(
+        "seconds per request: a deadline for the whole reply, however slowly a server sends it", min=0.1))
     retries: int = field(default=2, metadata=_doc("retries of transient failures", min=0, max=20))
     constrain_with: Literal["json_schema", "json_object_schema", "json_object"] = field(
         default="json_schema",
@@ -95,6 +97,8 @@ class AgentSettings:
     def check(self):
         if self.kind == "model" and not self.models:
             return ("models",), "`kind: model` needs at least one entry under `models`"
+        if self.models and not any(m.weight > 0 for m in self.models):
+            return ("models",), "every model has weight 0: give at least one a positive weight"
         return None
 
 
@@ -179,8 +183,9 @@ class ReviewSettings:
 
 @dataclass(frozen=True)
 class Session:
-    pack: str = field(metadata=_doc("tool pack: a folder name under `tools/`, or a path", nonempty=True))
-    name: str | None = field(default=None, metadata=_doc("defaults to the file name"))
+    pack: str = field(metadata=_doc("tool pack: a folder name under `tools/`, or a path", nonempty=True,
+                                    max_chars=PATH_CHARS))
+    name: str | None = field(default=None, metadata=_doc("defaults to the file name", max_chars=255))
     description: str = field(default="", metadata=_doc("free text"))
     templates: Literal["all"] | list[str] | dict[str, float] = field(
         default="all", metadata=_doc("`all`, a list of template ids, or ids with weights")
@@ -193,7 +198,8 @@ class Session:
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
-    store: str | None = field(default=None, metadata=_doc("store directory (default `stores/<name>`)"))
+    store: str | None = field(default=None, metadata=_doc("store directory (default `stores/<name>`)",
+                                                          max_chars=PATH_CHARS))
     demonstrations: DemonstrationSettings = field(default_factory=DemonstrationSettings)
     policy: str | None = field(default=None, metadata=_doc(
         "a policy document (file relative to this session file) added to the agent's system prompt instead of "
@@ -203,6 +209,21 @@ class Session:
     # Where the session came from: set by load_session, never read from YAML (`internal`).
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
     root: Path | None = field(default=None, compare=False, metadata={"internal": True})
+
+    def check(self):
+        if self.name is not None:
+            problem = _name_problem(self.name)
+            if problem:
+                return ("name",), problem
+        if isinstance(self.templates, list | dict) and not self.templates:
+            return ("templates",), "names no template: write `all`, or list template ids"
+        if isinstance(self.templates, dict):
+            for tid, weight in self.templates.items():
+                if weight < 0:
+                    return ("templates", tid), f"weight must be 0 or more, got {weight}"
+            if not any(w > 0 for w in self.templates.values()):
+                return ("templates",), "every template has weight 0: give at least one a positive weight"
+        return None
 
     @property
     def session_name(self) -> str:
@@ -241,6 +262,19 @@ class Session:
         if not self.demonstrations.count:  # off: records stay as they were before the setting existed
             data.pop("demonstrations", None)
         return data
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a session name cannot name its default store folder (`stores/<name>`), or None."""
+    if not name.strip():
+        return "must not be empty"
+    if "/" in name or "\\" in name:
+        return f"{name!r} contains a path separator: the name is the folder of its store under `stores/`"
+    if name.strip() in (".", "..") or name.startswith("."):
+        return f"{name!r} may not start with a dot: the name is the folder of its store under `stores/`"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character"
+    return None
 
 
 def project_root(session_path: Path) -> Path:

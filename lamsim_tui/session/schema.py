@@ -9,6 +9,7 @@ nested dataclasses, ``T | None`` and unions of the above.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -16,6 +17,16 @@ from typing import Any, Literal, Union, get_args, get_origin
 from lamsim_tui.errors import ConfigError
 from lamsim_tui.names import nearest_names as nearest
 from lamsim_tui.session.yamlload import KeyPath, Located
+from lamsim_tui.text import shorten
+
+#: The largest integer a setting may hold (a 64-bit signed integer: what JSON readers keep exactly).
+MAX_INT = 2**63 - 1
+
+
+def _short_number(value: int) -> str:
+    if abs(value) < 10**30:
+        return str(value)
+    return f"of about {int(value.bit_length() * 0.30103) + 1} digits"
 
 
 def describe(tp: Any) -> str:
@@ -50,15 +61,33 @@ def _type_name(value: Any) -> str:
         return "nothing (null)"
     if isinstance(value, bool):
         return f"{str(value).lower()}"
-    if isinstance(value, (int, float)):
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN (not a number)"
+    if isinstance(value, float) and math.isinf(value):
+        return "infinity" if value > 0 else "minus infinity"
+    if isinstance(value, int):
+        return f"the number {_short_number(value)}"
+    if isinstance(value, float):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the string {shorten(repr(value), 80)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+def _same_shape(tp: Any, value: Any) -> bool:
+    """Whether a value has the container shape a type expects (a list for list[...], a mapping for ...)."""
+    origin = get_origin(tp)
+    if origin is list:
+        return isinstance(value, list)
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return isinstance(value, dict)
+    if origin is Literal:
+        return isinstance(value, str | int | float | bool)
+    return False
 
 
 class Builder:
@@ -86,6 +115,10 @@ class Builder:
                     errors.append(exc)
             if len(errors) == 1:
                 raise errors[0]
+            shaped = [exc for option, exc in zip([o for o in options if o is not type(None)], errors, strict=True)
+                      if _same_shape(option, value)]
+            if len(shaped) == 1:  # e.g. a mapping given where a list or a mapping may be: the mapping's problem
+                raise shaped[0]
             self.fail(key_path, f"expected {describe(tp)}, got {_type_name(value)}")
         if dataclasses.is_dataclass(tp):
             return self.build_dataclass(tp, value, key_path)
@@ -123,6 +156,11 @@ class Builder:
                 ok = ok or isinstance(value, float)
             if not ok:
                 self.fail(key_path, f"expected {describe(tp)}, got {_type_name(value)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                self.fail(key_path, f"expected a finite number, got {_type_name(value)}",
+                          "write a plain number such as 30 or 0.5")
+            if isinstance(value, int) and abs(value) > MAX_INT:
+                self.fail(key_path, f"the number {_short_number(value)} is too large (at most {MAX_INT})")
             value = tp(value)
             low, high = meta.get("min"), meta.get("max")
             if low is not None and value < low:
@@ -133,8 +171,12 @@ class Builder:
         if tp is str:
             if not isinstance(value, str):
                 self.fail(key_path, f"expected a string, got {_type_name(value)}")
+            if "\x00" in value:
+                self.fail(key_path, "contains a NUL character (\\x00)", "remove it")
             if meta.get("nonempty") and not value.strip():
                 self.fail(key_path, "must not be empty")
+            if meta.get("max_chars") is not None and len(value) > meta["max_chars"]:
+                self.fail(key_path, f"is {len(value):,} characters long (at most {meta['max_chars']:,})")
             return value
         raise TypeError(f"unsupported config type {tp!r}")  # a bug in lamsim, not user input
 

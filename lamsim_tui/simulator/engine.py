@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lamsim_tui.agents.base import AgentFactory
+from lamsim_tui.errors import LamsimError, StoreError
 from lamsim_tui.events import (
     EpisodeCancelled,
     EpisodeFinished,
@@ -31,7 +32,7 @@ from lamsim_tui.packs import Pack
 from lamsim_tui.record import Demonstrations, EpisodeInfo, PackInfo, SessionInfo, Task, Trajectory, utc_now
 from lamsim_tui.session.config import Session
 from lamsim_tui.simulator.demos import DemonstrationSelector, Selection
-from lamsim_tui.simulator.episode import EpisodeResult, EpisodeSettings, run_episode
+from lamsim_tui.simulator.episode import EpisodeInterrupted, EpisodeResult, EpisodeSettings, run_episode
 from lamsim_tui.simulator.filters import failed_filters
 from lamsim_tui.simulator.runner import ToolRunner
 from lamsim_tui.simulator.tally import RunSummary
@@ -102,6 +103,7 @@ class Engine:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamsim-store")
         self._consecutive_model_failures = 0
         self._demonstrations: DemonstrationSelector | None = None
+        self._write_failure: LamsimError | None = None
 
     # ----- control ---------------------------------------------------------------------------
     def pause(self) -> None:
@@ -117,9 +119,12 @@ class Engine:
         return self._running is not None and not self._running.is_set()
 
     def cancel(self) -> None:
+        """Stop the run: episodes not started are dropped, running ones are stored as `cancelled`."""
+        first = not self._cancelled
         self._cancelled = True
-        for task in self._tasks:
-            task.cancel()
+        if first:  # once: a second cancel would interrupt the writes of the episodes the first one cut
+            for task in self._tasks:
+                task.cancel()
         self.resume()
 
     async def _gate(self) -> None:
@@ -158,8 +163,6 @@ class Engine:
         limit = min(self.session.concurrency, self.factory.max_concurrency or self.session.concurrency)
         semaphore = asyncio.Semaphore(limit)
         total = len(generation.tasks) * self.session.attempts
-        loop = asyncio.get_running_loop()
-        pending_writes: list[asyncio.Future] = []
 
         async def one(task: Task, attempt: int) -> None:
             async with semaphore:
@@ -176,13 +179,13 @@ class Engine:
                                              tuple(c.to_dict() for c in task.gold_calls), task.gold_answer,
                                              demonstrations=tuple(r.to_dict() for r in demonstrations.refs)
                                              if demonstrations else ()))
+                cut = None
                 try:
                     episode = await run_episode(pack=self.pack, runner=self.runner, task=task, agent=agent,
                                                 settings=self.settings, episode_id=episode_id, seed=seed,
                                                 emit=self.on_event, gate=self._gate, demonstrations=demonstrations)
-                except asyncio.CancelledError:
-                    self.on_event(EpisodeCancelled(episode_id, stored=False))
-                    raise
+                except EpisodeInterrupted as interrupted:  # Stop or Ctrl-C: kept, as `cancelled`
+                    cut, episode = interrupted, interrupted.result
                 finally:
                     await agent.aclose()
                 record = self._finish(make_trajectory(
@@ -190,16 +193,18 @@ class Engine:
                     agent_info={**self.factory.describe(), **public}, episode_id=episode_id, seed=seed,
                     attempt=attempt, created_at=created, system_prompt=agent.system_prompt,
                     demonstrations=agent.demonstrations, policy=self.policy), kept)
-                if self.store is not None:
-                    write = loop.run_in_executor(self._writer, self._store_durably, record)
-                    write.add_done_callback(self._stored)
-                    pending_writes.append(write)
-                self.on_event(EpisodeFinished(episode_id, record))
-                s = self.summary
-                self.on_event(Progress(done=s.episodes, total=total, succeeded=s.succeeded, kept=s.kept,
-                                       filtered=s.filtered, findings=dict(s.findings),
-                                       remaining=total - s.episodes))
-                self._track_model_failures(record)
+                if cut is None:
+                    self._track_model_failures(record)  # before the next episode may start
+            # The write happens outside the semaphore: the next episode starts while this one's fsync runs.
+            if cut is not None:
+                stored = False
+                try:
+                    stored = await self._keep(record, total)
+                finally:
+                    self.on_event(EpisodeCancelled(episode_id, stored=stored))
+                raise cut
+            self.on_event(EpisodeFinished(episode_id, record))
+            await self._keep(record, total)
 
         try:
             self._prepare_demonstrations()
@@ -207,15 +212,15 @@ class Engine:
             self._tasks = [asyncio.create_task(one(task, attempt))
                            for task in generation.tasks for attempt in range(self.session.attempts)]
             results = await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._write_failure is not None:
+                raise self._write_failure
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                     raise result
         except asyncio.CancelledError:
             self._cancelled = True
         finally:
-            self.summary.cancelled = self._cancelled
-            if pending_writes:
-                await asyncio.gather(*pending_writes)
+            self.summary.cancelled = self._cancelled and self._write_failure is None
             self._writer.shutdown(wait=True)
             await self.factory.aclose()
             self.summary.wall_s = time.perf_counter() - started
@@ -232,16 +237,46 @@ class Engine:
     def _demonstrations_for(self, task: Task) -> Selection | None:
         return self._demonstrations.for_task(task) if self._demonstrations is not None else None
 
-    # ----- the store --------------------------------------------------------------------------
-    def _store_durably(self, record: Trajectory) -> tuple[str, int]:
-        """Write the record (durable when `store.add` returns); its id and its place in the store."""
-        record_id = self.store.add(record)
-        return record_id, self.store.number(record_id)
+    async def _keep(self, record: Trajectory, total: int) -> bool:
+        """Write the record durably, then count it: progress and summary only ever count what is stored.
 
-    def _stored(self, write: asyncio.Future) -> None:
-        if not write.cancelled() and write.exception() is None:
-            record_id, number = write.result()
-            self.on_event(EpisodeStored(record_id, number))
+        A failed write (a full disk) stops the run at once; `run` then raises it as one StoreError.
+        """
+        number = None
+        interrupted = False
+        if self.store is not None:
+            if self._write_failure is not None:
+                return False
+            write = asyncio.get_running_loop().run_in_executor(self._writer, self._add, record)
+            while True:
+                try:
+                    number = await asyncio.shield(write)
+                    break
+                except asyncio.CancelledError:
+                    if write.cancelled():
+                        raise
+                    interrupted = True  # the write goes on in its thread: wait for it, count it, then stop
+                except LamsimError as exc:
+                    if self._write_failure is None:
+                        self._write_failure = _stopped_by(exc, self.summary.episodes)
+                        self.cancel()
+                    if interrupted:
+                        raise asyncio.CancelledError from None
+                    return False
+        self.summary.add(record.listing())
+        note_tool_bugs(self.summary.tool_bugs, record)
+        if number is not None:
+            self.on_event(EpisodeStored(record.id, number))
+        s = self.summary
+        self.on_event(Progress(done=s.episodes, total=total, succeeded=s.succeeded, kept=s.kept,
+                               filtered=s.filtered, findings=dict(s.findings), remaining=total - s.episodes))
+        if interrupted:
+            raise asyncio.CancelledError
+        return self.store is not None
+
+    def _add(self, record: Trajectory) -> int:
+        self.store.add(record)
+        return self.store.number(record.id)
 
     async def _paraphrased(self, task: Task) -> Task:
         """Ask the agent's model for a paraphrase of the query (the method's diversity step).
@@ -262,13 +297,13 @@ class Engine:
         """Apply the filters (status `pending` or `filtered`) and count the episode in the summary."""
         signature = record.action_signature()
         failed = failed_filters(record.verdict, record.task.id, signature, self.session.filters, kept)
+        if record.end_reason == "cancelled":  # cut short: kept for the record, never for review
+            failed.append("cancelled")
         record = record.replace(status="filtered" if failed else "pending",
                                 verdict=dataclasses.replace(record.verdict, filters_failed=tuple(failed),
                                                             passed=not failed))
         if not failed:
             kept.add((record.task.id, signature))
-        self.summary.add(record.listing())
-        note_tool_bugs(self.summary.tool_bugs, record)
         return record
 
     def _track_model_failures(self, record: Trajectory) -> None:
@@ -285,6 +320,13 @@ class Engine:
                 self.on_event(SessionPaused(reason))
         else:
             self._consecutive_model_failures = 0
+
+
+def _stopped_by(exc: LamsimError, stored: int) -> StoreError:
+    """One message for a write that failed: what failed, what is safe, what to do."""
+    return StoreError(f"{exc.message}; the run stopped at once ({stored} episode(s) stored before it are safe; "
+                      "the episode being written and those still running are not stored)",
+                      where=exc.where, hint=exc.hint)
 
 
 def note_tool_bugs(bugs: dict, record: Trajectory) -> None:

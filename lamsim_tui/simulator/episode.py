@@ -105,6 +105,28 @@ async def run_episode(*, pack: Pack, runner: ToolRunner, task: Task, agent: Agen
                        step_budget=budget.steps, seed=seed, demonstrations=demonstrations)
     ep = _Episode(task=task, settings=settings, sandbox=pack.new_sandbox(), view=view, started=started,
                   deadline=started + budget.seconds)
+    try:
+        await _steps(ep, pack, runner, agent, budget, episode_id, emit, gate, view)
+    except asyncio.CancelledError as stop:  # Stop or Ctrl-C: the episode so far, for the record
+        ep.end_reason = "cancelled"
+        raise EpisodeInterrupted(verdict(ep)) from stop
+    if ep.end_reason is None:
+        ep.end_reason = "budget.exhausted"
+    if ep.end_reason == "budget.time":
+        late_time_finding(ep, emit, episode_id)
+    return verdict(ep)
+
+
+class EpisodeInterrupted(asyncio.CancelledError):
+    """The episode was cancelled; `result` is what it had done (end reason `cancelled`)."""
+
+    def __init__(self, result: EpisodeResult):
+        super().__init__("episode cancelled")
+        self.result = result
+
+
+async def _steps(ep: _Episode, pack: Pack, runner: ToolRunner, agent: Agent, budget: Any, episode_id: str,
+                 emit: Callable[[Event], None], gate: Callable[[], Any] | None, view: EpisodeView) -> None:
     for index in range(budget.steps):
         if gate is not None:
             await gate()
@@ -143,7 +165,7 @@ async def run_episode(*, pack: Pack, runner: ToolRunner, task: Task, agent: Agen
         stored_action = None if action_dict is None else dataclasses.replace(action, **_json_fields(action_dict))
         ep.steps.append(new_step(
             index, raw=turn.raw, thought=parsed.thought, action=stored_action, observation=observation,
-            result=json_value(outcome.result) if outcome is not None and outcome.ok else None, executed=executed,
+            result=outcome.stored if outcome is not None and outcome.ok else None, executed=executed,
             feedback=checked.findings, usage=turn.usage, engine_s=round(step_engine, 6),
             parse_notes=tuple(parsed.notes), crash=outcome.crash if outcome is not None else None,
             changed_state=outcome is not None and outcome.wrote))
@@ -151,11 +173,6 @@ async def run_episode(*, pack: Pack, runner: ToolRunner, task: Task, agent: Agen
                                    observation=observation, findings=list(feedback), executed=executed))
         if ep.end_reason:
             break
-    if ep.end_reason is None:
-        ep.end_reason = "budget.exhausted"
-    if ep.end_reason == "budget.time":
-        late_time_finding(ep, emit, episode_id)
-    return verdict(ep)
 
 
 def _json_fields(action_dict: dict) -> dict:
@@ -179,7 +196,9 @@ async def propose(ep: _Episode, agent: Agent, emit: Callable[[Event], None], ind
         return None
     except ModelFailure as failure:
         ep.end_reason = failure.code
-        ep.steps.append(new_step(index, error=ModelError(failure.code, failure.message)))
+        attempts = failure.details.get("attempts")
+        ep.steps.append(new_step(index, error=ModelError(failure.code, failure.message),
+                                 usage={"attempts": attempts} if isinstance(attempts, int) else {}))
         return None
     finally:
         ep.model_s += time.perf_counter() - t_model
@@ -224,7 +243,7 @@ def check_finish(ep: _Episode, answer: Finish, index: int) -> _Checked:
             ep.final_answer, ep.answered, ep.end_reason = json_value(answer.answer), True, "finished"
             return _Checked(findings=[problem], finished=True)
         return _Checked(findings=[problem])
-    answer_ok, state_ok, _ = judge(ep.task, answer.answer, True, json_value(ep.sandbox.changes()), "finished")
+    answer_ok, state_ok, _ = judge(ep.task, answer.answer, True, _plain_state(ep.sandbox), "finished")
     correct = answer_ok and state_ok is not False
     retry = (fb.reveal_wrong_answer and not correct and ep.answers_given < fb.answer_attempts
              and ep.steps_left_after(index) > 0 and not ep.disabled("answer.wrong"))
@@ -265,6 +284,14 @@ def observe(runner: ToolRunner, checked: _Checked) -> str:
     return ""
 
 
+def _plain_state(sandbox: Sandbox) -> dict:
+    """The sandbox's changes as JSON; a pack that stored something else gets a state that never matches."""
+    try:
+        return json_value(sandbox.changes())
+    except (ValueError, TypeError, RecursionError) as exc:
+        return {"(not JSON data)": {"error": f"a tool wrote a value that is not JSON data: {exc}"}}
+
+
 def late_time_finding(ep: _Episode, emit: Callable[[Event], None], episode_id: str) -> None:
     """The clock ran out between steps (or mid-generation): record `budget.time` on the last step."""
     late = finding("budget.time")
@@ -279,7 +306,7 @@ def late_time_finding(ep: _Episode, emit: Callable[[Event], None], episode_id: s
 def verdict(ep: _Episode) -> EpisodeResult:
     """Judge the final answer and state against the ground truth; count the findings."""
     t_judge = time.perf_counter()
-    final_state = json_value(ep.sandbox.changes())
+    final_state = _plain_state(ep.sandbox)
     answer_ok, state_ok, reasons = judge(ep.task, ep.final_answer, ep.answered, final_state, ep.end_reason)
     ended_properly = ep.end_reason == "finished" or (ep.end_reason or "").startswith("ended.")
     if not ended_properly:

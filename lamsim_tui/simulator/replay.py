@@ -177,7 +177,7 @@ def task_for(pack: Pack | str | Path, template: str, slots: dict | None = None, 
     runner = ToolRunner(pack)
     try:
         if slots is None:
-            slots = sample_slots(pack, spec, random.Random(f"{seed}:{template}"))
+            slots = sample_slots(pack, spec, random.Random(f"{seed}:{template}"), runner)
         return make_task(pack, spec, dict(slots), runner)
     except GoldFailure as failure:
         raise LamsimError(failure.reason, where=failure.where) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import sys
 import time
@@ -22,18 +23,22 @@ from lamsim_tui.packs import DataView, Pack, TemplateSpec
 from lamsim_tui.packs.sandbox import thaw
 from lamsim_tui.record import GoldCall, Task, ToolCall, json_value
 from lamsim_tui.simulator.feedback import Finding
-from lamsim_tui.simulator.runner import ToolRunner
+from lamsim_tui.simulator.runner import ToolRunner, describe_exit, run_limited
 from lamsim_tui.text import shorten
 
 
 class GoldFailure(Exception):
-    """A template's gold program failed: the template is broken, not the agent."""
+    """A template's gold program failed: the template is broken, not the agent.
 
-    def __init__(self, template: str, reason: str, where: str = ""):
+    ``hung``: it ran past its time limit (the template is not tried again).
+    """
+
+    def __init__(self, template: str, reason: str, where: str = "", hung: bool = False):
         super().__init__(reason)
         self.template = template
         self.reason = reason
         self.where = where
+        self.hung = hung
 
 
 def task_id(pack: Pack, template: str, slots: dict) -> str:
@@ -50,6 +55,26 @@ def _user_frame(exc: BaseException, spec: TemplateSpec) -> str:
     files = {s.rsplit(":", 1)[0] for s in (spec.source, spec.gold_source) if s}
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in files]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else (spec.gold_source or spec.source)
+
+
+def _pack_code(spec: TemplateSpec, what: str, runner: ToolRunner, fn: Any, *args: Any) -> Any:
+    """Run a template's sampler or gold program under the pack-code time limit (`runner.code_seconds`):
+    exceptions, `sys.exit`/`os._exit` and hangs become a GoldFailure naming the pack's file:line."""
+    ran, _printed = run_limited(fn, args, seconds=runner.code_seconds)
+    if ran.status == "ok":
+        return ran.value
+    if ran.status == "timeout":
+        where = ran.value or (spec.gold_source if what == "gold program" else None) or spec.source
+        raise GoldFailure(spec.id, f"{what} did not finish within {runner.code_seconds:g} s (an endless loop?)",
+                          where, hung=True)
+    exc = ran.exc
+    if isinstance(exc, GoldFailure):
+        raise exc
+    if isinstance(exc, _GoldCallFailed):
+        raise GoldFailure(spec.id, str(exc), _user_frame(exc, spec))
+    how = describe_exit(exc)
+    reason = f"{what} called {how}" if how else f"{what} raised {type(exc).__name__}: {shorten(str(exc), 2000)}"
+    raise GoldFailure(spec.id, reason, _user_frame(exc, spec))
 
 
 # ----- what `lamsim check` watches -------------------------------------------------------------------
@@ -236,7 +261,7 @@ class GoldCaller:
         outcome, spec = self._run(tool, arguments)
         if not outcome.ok:
             raise self._failed(tool, arguments, outcome)
-        self.calls.append(GoldCall(tool, json_value(arguments), json_value(outcome.result)))
+        self.calls.append(GoldCall(tool, json_value(arguments), outcome.stored))
         if spec is not None and spec.ends_episode:
             self.ended_by = tool
         return self._give(tool, arguments, outcome.result)
@@ -269,7 +294,7 @@ class GoldCaller:
         the gold calls either way. Other failures (an unknown tool, bad arguments, a crash) fail the task."""
         outcome, spec = self._run(tool, arguments)
         if outcome.ok:
-            self.calls.append(GoldCall(tool, json_value(arguments), json_value(outcome.result)))
+            self.calls.append(GoldCall(tool, json_value(arguments), outcome.stored))
             if spec is not None and spec.ends_episode:
                 self.ended_by = tool
             return self._give(tool, arguments, outcome.result), None
@@ -303,27 +328,21 @@ def run_gold(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner,
         given = _TrackedSlots(slots)
         given._read = watch.slots_read
         before = random.getstate()
-    try:
-        answer = spec.gold_program(given, caller)
-    except _GoldCallFailed as exc:
-        raise GoldFailure(spec.id, str(exc), _user_frame(exc, spec)) from None
-    except GoldFailure:
-        raise
-    except Exception as exc:
-        raise GoldFailure(spec.id, f"gold program raised {type(exc).__name__}: {exc}", _user_frame(exc, spec)) from None
+    answer = _pack_code(spec, "gold program", runner, spec.gold_program, given, caller)
     if watch is not None and random.getstate() != before:
         watch.global_random_used = True
     if answer is None and spec.answer != "none" and caller.ended_by is None:
         raise GoldFailure(spec.id, "gold program returned no answer (None)", spec.gold_source or spec.source)
-    return caller.calls, json_value(answer), json_value(caller.sandbox.changes()), caller.ended_by
-
-
-def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random) -> dict:
-    view = DataView(pack.new_sandbox())
     try:
-        slots = spec.sample(view, rng)
-    except Exception as exc:
-        raise GoldFailure(spec.id, f"slot sampler raised {type(exc).__name__}: {exc}", _user_frame(exc, spec)) from None
+        return caller.calls, json_value(answer), json_value(caller.sandbox.changes()), caller.ended_by
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise GoldFailure(spec.id, f"gold program's answer or state is not JSON data: {shorten(str(exc), 300)}",
+                          spec.gold_source or spec.source) from None
+
+
+def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random, runner: ToolRunner | None = None) -> dict:
+    view = DataView(pack.new_sandbox())
+    slots = _pack_code(spec, "slot sampler", runner or ToolRunner(pack), spec.sample, view, rng)
     if not isinstance(slots, dict):
         raise GoldFailure(spec.id, f"slot sampler must return a dict of slots, got {type(slots).__name__}", spec.source)
     missing = [s for s in spec.slot_names if s not in slots]
@@ -332,8 +351,9 @@ def sample_slots(pack: Pack, spec: TemplateSpec, rng: random.Random) -> dict:
                           spec.source)
     try:
         return json_value(slots)
-    except (TypeError, ValueError) as exc:
-        raise GoldFailure(spec.id, f"slot sampler returned slots that are not JSON data: {exc}", spec.source) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise GoldFailure(spec.id, f"slot sampler returned slots that are not JSON data: {shorten(str(exc), 300)}",
+                          spec.source) from None
 
 
 def judged_state(spec: TemplateSpec, gold_state: dict) -> bool:
@@ -344,11 +364,7 @@ def judged_state(spec: TemplateSpec, gold_state: dict) -> bool:
 
 def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner,
               watch: GoldWatch | None = None) -> Task:
-    try:
-        query = spec.render_query(slots)
-    except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise GoldFailure(spec.id, f"the query cannot be filled in: {type(exc).__name__}: {exc}",
-                          spec.source) from None
+    query = _query(spec, slots)
     calls, answer, state, ended_by = run_gold(pack, spec, slots, runner, watch)
     if spec.ends_with is not None and ended_by != spec.ends_with:
         raise GoldFailure(spec.id, f"ends_with={spec.ends_with!r}, but the gold program "
@@ -377,6 +393,15 @@ def make_task(pack: Pack, spec: TemplateSpec, slots: dict, runner: ToolRunner,
     )
 
 
+def _query(spec: TemplateSpec, slots: dict) -> str:
+    try:
+        return spec.render_query(slots)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise GoldFailure(spec.id, f"the query {shorten(spec.query, 80)!r} cannot be filled in: "
+                          f"{type(exc).__name__}: {exc} (write slots as {{name}}, and a brace as {{{{ or }}}})",
+                          spec.source) from None
+
+
 @dataclass
 class Generation:
     tasks: list[Task]
@@ -389,7 +414,7 @@ def template_weights(pack: Pack, selection: Any) -> dict[str, float]:
     from lamsim_tui.names import nearest_names
 
     if selection == "all" or selection is None:
-        return {tid: spec.weight for tid, spec in pack.templates.items()}
+        return _checked_weights(pack, {tid: spec.weight for tid, spec in pack.templates.items()}, from_pack=True)
     items = selection.items() if isinstance(selection, dict) else ((tid, None) for tid in selection)
     weights = {}
     for tid, weight in items:
@@ -398,6 +423,23 @@ def template_weights(pack: Pack, selection: Any) -> dict[str, float]:
             hint = f"did you mean {close[0]!r}?" if close else "templates: " + ", ".join(pack.templates)
             raise ConfigError(f"templates: pack {pack.name!r} has no template {tid!r}", hint=hint)
         weights[tid] = pack.templates[tid].weight if weight is None else float(weight)
+    return _checked_weights(pack, weights)
+
+
+def _checked_weights(pack: Pack, weights: dict[str, float], from_pack: bool = False) -> dict[str, float]:
+    from lamsim_tui.errors import ConfigError, PackError
+
+    for tid, weight in weights.items():
+        if not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+            raise PackError(f"template {tid!r}: weight must be a finite number, 0 or more, got {weight!r}",
+                            where=pack.templates[tid].source or str(pack.path))
+    if weights and not any(w > 0 for w in weights.values()):
+        if from_pack:
+            raise PackError("every template has weight 0, so no task can be drawn",
+                            where=next(iter(pack.templates.values())).source or str(pack.path),
+                            hint="give at least one template a positive weight")
+        raise ConfigError("templates: every selected template has weight 0, so no task can be drawn",
+                          hint="give at least one template a positive weight")
     return weights
 
 
@@ -423,7 +465,7 @@ class TaskGenerator:
             spec = self.pack.templates[tid]
             draw = random.Random(rng.getrandbits(64))
             try:
-                slots = sample_slots(self.pack, spec, draw)
+                slots = sample_slots(self.pack, spec, draw, self.runner)
                 key = task_id(self.pack, tid, slots)
                 if key in seen:
                     misses[tid] += 1
@@ -434,7 +476,7 @@ class TaskGenerator:
                 task = make_task(self.pack, spec, slots, self.runner)
             except GoldFailure as failure:
                 result.failures.setdefault(tid, []).append(failure)
-                if len(result.failures[tid]) >= 3 or spec.fixed:  # a broken template never reaches an agent
+                if len(result.failures[tid]) >= 3 or failure.hung or spec.fixed:  # a broken one never reaches an agent
                     active.pop(tid, None)
                 continue
             seen.add(key)
@@ -503,11 +545,12 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
             draw_seed = rng.getrandbits(64)
             try:
                 before = random.getstate()
-                slots = sample_slots(pack, spec, random.Random(draw_seed))
+                slots = sample_slots(pack, spec, random.Random(draw_seed), runner)
                 if random.getstate() != before:
                     evidence.sampler_uses_global_random = True
-                if n == 0 and not spec.fixed:
-                    again = sample_slots(pack, spec, random.Random(draw_seed))
+                if n < 3 and not spec.fixed and evidence.sampler_differs is None:
+                    # drawn again from the same seed: a sampler that reads the clock or a counter differs
+                    again = sample_slots(pack, spec, random.Random(draw_seed), runner)
                     if again != slots:
                         evidence.sampler_differs = (slots, again)
                 key = task_id(pack, tid, slots)
@@ -519,6 +562,8 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
                 report.max_gold_s = max(report.max_gold_s, took)
             except GoldFailure as failure:
                 report.failures.append(failure)
+                if failure.hung:
+                    break
                 continue
             report.ok += 1
             evidence.add(task, watch)
@@ -539,7 +584,7 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         while misses < 40 and draws < 800 and not report.failures and not spec.fixed:
             draws += 1
             try:
-                slots = sample_slots(pack, spec, random.Random(extra_rng.getrandbits(64)))
+                slots = sample_slots(pack, spec, random.Random(extra_rng.getrandbits(64)), runner)
             except GoldFailure:
                 break
             key = task_id(pack, tid, slots)
@@ -602,7 +647,7 @@ def find_in_place_writers(pack: Pack, runner: ToolRunner, seed: int = 0, only: l
             continue
         before = seed_data.table_fingerprints()
         try:
-            slots = sample_slots(pack, spec, random.Random(f"{seed}:{tid}"))
+            slots = sample_slots(pack, spec, random.Random(f"{seed}:{tid}"), watching)
         except GoldFailure:
             continue
         tables = changed(before)

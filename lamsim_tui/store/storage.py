@@ -63,7 +63,10 @@ def journal_name(generation: int) -> str:
 
 
 def encode_line(obj: Any) -> bytes:
-    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (model output, a tool's text): escaped, it reads back the same
+        body = json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     return b"%08x " % zlib.crc32(body) + body + b"\n"
 
 
@@ -342,6 +345,61 @@ def _load_store(directory: Path, *, live: bool) -> Loaded:
     )
 
 
+def _is_store_file(name: str) -> bool:
+    return name in (LOCK, SNAPSHOT, SNAPSHOT + ".tmp") or (name.startswith("journal.") and ".jsonl" in name)
+
+
+def _refuse_foreign(directory: Path) -> None:
+    stray = sorted(p.name for p in directory.iterdir() if not _is_store_file(p.name))
+    if stray:
+        raise StoreError(
+            f"the folder is not empty and holds no store ({', '.join(stray[:5])})",
+            where=str(directory),
+            hint="give --store a new or empty folder, or a lamsim store",
+        )
+
+
+def _clear_unfinished_creation(directory: Path) -> None:
+    """A folder without a snapshot may hold what a creation cut short (a crash, a full disk) left:
+    a journal with no more than its header, a partial snapshot temp file. A new store writes its
+    snapshot before it acknowledges any change, so these hold nothing: remove them. A journal
+    with changes is left as it is (`load_store` reports the missing snapshot as damage)."""
+    journals = [p for p in directory.iterdir() if p.name.startswith("journal.") and ".jsonl" in p.name]
+    if any(not _holds_no_change(p) for p in journals):
+        return
+    leftovers = [*journals, *[p for p in [directory / (SNAPSHOT + ".tmp")] if p.exists()]]
+    for path in leftovers:
+        path.unlink()
+    if leftovers:
+        _fsync_dir(directory)
+
+
+def _holds_no_change(journal: Path) -> bool:
+    """At most a header line (whole or cut short): no change was ever written to it."""
+    try:
+        data = journal.read_bytes()[:4096]
+    except OSError:
+        return False
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    if not lines:
+        return True
+    if len(lines) > 1:
+        return False
+    try:
+        entry = decode_line(lines[0])
+    except DamagedLine:
+        return not data.endswith(b"\n")  # an unfinished header write
+    return isinstance(entry, dict) and entry.get("format") == JOURNAL_FORMAT
+
+
+def _holder_description() -> str:
+    """Who holds the lock: pid, host, the lamsim command, since when — never the command line's
+    arguments, which may hold a note or a key."""
+    command = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1].isalpha() and len(sys.argv[1]) <= 12 else ""
+    program = "lamsim" + (f" {command}" if command else "")
+    return f"pid {os.getpid()} on {socket.gethostname()}, {program}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+
 # ----- the writer lock ----------------------------------------------------------------------------
 
 
@@ -350,7 +408,11 @@ class WriterLock:
 
     def __init__(self, directory: Path):
         self.path = directory / LOCK
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot create {LOCK}: {exc.strerror}", where=str(directory),
+                             hint="free disk space or fix the folder's permissions") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -368,15 +430,18 @@ class WriterLock:
                     "while it runs",
                 ) from None
             raise StoreError(f"cannot lock the store: {exc}", where=str(self.path)) from None
-        info = (
-            f"pid {os.getpid()} on {socket.gethostname()}, {' '.join(sys.argv)[:200]}, "
-            f"since {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        )
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, info.encode("utf-8", "replace"), 0)
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, _holder_description().encode("utf-8", "replace"), 0)
+        except OSError:  # a full disk: the lock holds without its note
+            pass
 
     def release(self) -> None:
         if self.fd >= 0:
+            try:
+                os.ftruncate(self.fd, 0)  # nobody holds it any more: say nothing about who did
+            except OSError:
+                pass
             os.close(self.fd)  # closing drops the flock
             self.fd = -1
 
@@ -432,16 +497,17 @@ class JournalStorage(Storage):
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the store folder: {exc.strerror}", where=str(directory)) from None
+        if not directory.is_dir():
+            raise StoreError("the store path is not a folder", where=str(directory),
+                             hint="give --store a new or empty folder, or a lamsim store")
         if not (directory / SNAPSHOT).exists():
-            stray = [p.name for p in directory.iterdir() if p.name not in (LOCK, SNAPSHOT + ".tmp")]
-            if stray:
-                raise StoreError(
-                    f"the folder is not empty and holds no store ({', '.join(sorted(stray)[:5])})",
-                    where=str(directory),
-                    hint="give --store a new or empty folder, or a lamsim store",
-                )
+            _refuse_foreign(directory)  # before the lock: a folder of someone else's gets no lock file
+        # Then the lock: a writer racing to create the same new store gets "open for writing by
+        # another process", not the other's creation half made.
         self._lock = WriterLock(directory)
         try:
+            if not (directory / SNAPSHOT).exists():
+                _clear_unfinished_creation(directory)
             loaded = load_store(directory)
             if loaded.generation == 0:  # a new store
                 self._tables, self._generation, self._seq = loaded.tables, 0, 0
@@ -657,6 +723,17 @@ class JournalStorage(Storage):
                 _fsync_dir(self.directory)
 
     def _write_snapshot(self) -> None:
+        try:
+            self._write_snapshot_files()
+        except OSError as exc:
+            raise StoreError(
+                f"could not write a snapshot: {exc.strerror}",
+                where=str(self.directory),
+                hint="free disk space or fix permissions, then reopen the store; every acknowledged change is "
+                "in the journal",
+            ) from None
+
+    def _write_snapshot_files(self) -> None:
         """New journal first, then the snapshot renamed into place: a reader never sees a gap."""
         generation = self._generation + 1
         self._new_journal(generation, self._seq)

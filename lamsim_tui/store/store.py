@@ -23,7 +23,7 @@ from typing import Any
 from lamsim_tui import record as rec
 from lamsim_tui.errors import StoreError
 from lamsim_tui.record import MIGRATIONS, SCHEMA_VERSION, STATUSES, Listing, RecordError, Trajectory
-from lamsim_tui.store.redact import environment_secrets, redact
+from lamsim_tui.store.redact import environment_secrets, named_key_variables, redact
 from lamsim_tui.store.storage import JournalDB, JournalStorage
 
 RECORD_VERSION = SCHEMA_VERSION  # schema_version of the records this lamsim writes
@@ -191,7 +191,7 @@ class Store:
                 where=str(self.path),
             )
         record = migrate(record, where=f"record {record_id}")
-        clean = redact(record, environment_secrets())
+        clean = redact(record, environment_secrets(named_key_variables(record)))
         with self._mutex:
             if record_id in self._by_id:
                 raise StoreError(f"record {record_id} is already in the store", where=str(self.path))
@@ -307,9 +307,11 @@ class Store:
             if "status" in fields and fields["status"] not in STATUSES:
                 raise StoreError(f"unknown status {fields['status']!r}", where=str(self.path))
             removed = list(remove)
+            stored = self._storage.live_table(TRAJECTORIES)[key]
+            names = named_key_variables(self._inflate({"session": stored.get("session")}))
             try:
                 with self._storage.batch():  # new shared data and the change: one line, one fsync
-                    clean = self._deflate(redact(dict(fields), environment_secrets()))
+                    clean = self._deflate(redact(dict(fields), environment_secrets(names)))
 
                     def change(doc: dict) -> None:
                         doc.update(clean)

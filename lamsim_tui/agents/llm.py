@@ -207,10 +207,13 @@ async def stream_completion(
     tools: list[dict] | None = None,
     response_format: dict | None = None,
     seed: int | None = None,
+    route: Callable[[dict], Any] | None = None,
 ) -> Completion:
     """Stream one completion; `on_text` receives text and tool-call argument pieces as they come.
 
     Raises `ModelFailure` for every fault; a cancelled call closes its stream before it returns.
+    `route(kwargs)`, for a pool of servers (`agents.routing`), makes the request instead of
+    `litellm.acompletion` and returns (stream, endpoint of the server that answered).
     """
     litellm = load_litellm()
     kwargs: dict[str, Any] = {
@@ -241,7 +244,10 @@ async def stream_completion(
     started = time.perf_counter()
     response = None
     try:
-        response = await litellm.acompletion(**kwargs)
+        if route is None:
+            response = await litellm.acompletion(**kwargs)
+        else:
+            response, endpoint = await route(kwargs)
         async for chunk in response:
             result.chunks += 1
             usage = _get(chunk, "usage")

@@ -34,10 +34,14 @@ class _ProgressLine:
         self.last = ""
 
     def __call__(self, event) -> None:
-        from lamsim_tui.events import Progress, SessionPaused
+        from lamsim_tui.events import Notice, Progress, SessionPaused
+        from lamsim_tui.text import plain
 
         if isinstance(event, SessionPaused):
             self.stream.write(f"\nlamsim: session paused: {event.reason}\n")
+            self.stream.flush()
+        if isinstance(event, Notice):  # e.g. a model server of a pool went down, or came back
+            self.stream.write(f"{chr(10) if self.tty else ''}lamsim: {plain(event.title)}: {plain(event.message)}\n")
             self.stream.flush()
         if not isinstance(event, Progress):
             return

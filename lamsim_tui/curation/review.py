@@ -65,11 +65,7 @@ class _Ledger:
     """Decision numbers and the undo stack, built once per store from the records' histories."""
 
     def __init__(self, store: Store):
-        self.seq = 0
-        self.undoable: list[tuple[int, str]] = []
-        for listing in store.listings():
-            self.seq = max(self.seq, listing.last_seq)
-            self.undoable.extend((seq, listing.id) for seq in listing.live_seqs)
+        self.seq, self.undoable = store.decisions()  # from the store's index
         self.undoable.sort()
 
 

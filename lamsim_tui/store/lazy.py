@@ -27,6 +27,7 @@ an older lamsim wrote has no `layout_at`: it is read whole, as before.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import zlib
 from collections.abc import Iterator, MutableMapping
@@ -178,13 +179,13 @@ class LazyTable(MutableMapping):
 
     def _adopt(self, source: Source | None, layout: dict) -> None:
         keys, at = layout["keys"], layout["at"]
-        if len(at) != len(keys) + 1 or any(b <= a for a, b in zip(at, at[1:], strict=False)):
+        if len(at) != len(keys) + 1 or not all(map(operator.lt, at, at[1:])):
             raise Damaged(source.path if source else Path("?"), None, f"the layout of {self.name} is inconsistent")
         self._source = source
         self._keys = keys
         self._at = at
         self._first_line = layout["first_line"]
-        self._pos = {key: i for i, key in enumerate(keys)}
+        self._pos = dict(zip(keys, range(len(keys)), strict=True))
         self._changed = {}
         self._new = {}
         self._gone = set()
@@ -425,7 +426,7 @@ class ColumnTable(MutableMapping):
         self._source = source
         self.stored_fields = stored
         self._keys = layout["keys"]
-        self._pos = {key: i for i, key in enumerate(self._keys)}
+        self._pos = dict(zip(self._keys, range(len(self._keys)), strict=True))
         first = layout["first_line"]
         self._lines = [(at[i], at[i + 1] - at[i], first + i) for i in range(len(stored))]
         self._columns = {}
@@ -504,6 +505,14 @@ class ColumnTable(MutableMapping):
             values = self._columns[index] = entry[2]
         return values
 
+    def keys_and_values(self, index: int) -> tuple[list[str], list]:
+        """Every key, in order, and its row's value at `index` (lists: fast when little changed since the
+        snapshot)."""
+        if not (self._rows or self._gone or self._new):
+            return list(self._keys), list(self.column(index)) if self._keys else []
+        pairs = list(self.values(index))
+        return [k for k, _v in pairs], [v for _k, v in pairs]
+
     def values(self, index: int) -> Iterator[tuple[str, Any]]:
         """(key, row[index]) for every row, in order, with what changed since the snapshot."""
         if self._keys:
@@ -519,6 +528,23 @@ class ColumnTable(MutableMapping):
                     yield key, value if row is None else row[index]
         for key, row in self._new.items():
             yield key, row[index]
+
+    def rows_of(self, keys: list[str]) -> list[tuple]:
+        """The rows of `keys` (present ones), read column by column: far cheaper than row by row."""
+        width = len(self.stored_fields or ())
+        columns = [self.column(j) for j in range(width)] if self._keys else []
+        out = []
+        pos, changed, new = self._pos, self._rows, self._new
+        if columns and not (changed or new or self._gone):
+            indexes = [pos[key] for key in keys]
+            return list(zip(*[[column[i] for i in indexes] for column in columns], strict=True)) if indexes else []
+        for key in keys:
+            row = new.get(key) or changed.get(key)
+            if row is None:
+                i = pos[key]
+                row = tuple(column[i] for column in columns)
+            out.append(row)
+        return out
 
     def seq(self, key: str) -> int | None:
         return self._seqs.get(key)

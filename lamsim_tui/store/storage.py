@@ -310,7 +310,7 @@ def _load_with_layout(path: Path, file: Any, loaded: Loaded, layout: dict[str, t
         if sum(lines_written(d) for d in layouts.values()) != body_lines:
             raise Damaged(path, None, "the snapshot's layout does not account for all its lines")
         for name, described in layouts.items():
-            if not all(len(first) <= at <= layout_at for at in described["at"]):
+            if described["at"] and not (len(first) <= min(described["at"]) and max(described["at"]) <= layout_at):
                 raise Damaged(path, None, f"the layout of {name} points outside the snapshot")
             if described["kind"] == "lazy":
                 tables[name] = LazyTable.from_layout(name, source, described)

@@ -34,7 +34,7 @@ from lamsim_tui.errors import StoreError
 from lamsim_tui.record import MIGRATIONS, SCHEMA_VERSION, STATUSES, Listing, RecordError, Trajectory
 from lamsim_tui.store.lazy import ColumnTable, Damaged, LazyTable
 from lamsim_tui.store.redact import environment_secrets, redact
-from lamsim_tui.store.storage import RECOVERY_HINT, JournalDB, JournalStorage
+from lamsim_tui.store.storage import RECOVERY_HINT, JournalDB, JournalStorage, _gc_paused
 
 RECORD_VERSION = SCHEMA_VERSION  # schema_version of the records this lamsim writes
 TRAJECTORIES = "trajectories"
@@ -101,9 +101,8 @@ def index_row(doc: dict) -> list:
     return json.loads(json.dumps(row, ensure_ascii=False, default=str))
 
 
-def listing_of_row(row: list, key: str) -> Listing:
-    values = list(row[:-1])
-    values.insert(1, int(key))
+def listing_of_row(row: list | tuple, key: str) -> Listing:
+    values = [row[0], int(key), *row[1:-1]]
     for i in _TUPLES:
         values[i] = tuple(values[i] or ())
     return Listing(*values)
@@ -216,13 +215,12 @@ class Store:
 
     def _index(self) -> None:
         rows = self._rows()
-        self._by_id: dict[str, str] = {}  # record id -> TinyDB doc id (as stored)
-        for key, record_id in rows.values(_ID):
-            self._by_id[record_id] = key
-        self._sorted_ids = sorted(self._by_id)
+        keys, ids = rows.keys_and_values(_ID)
+        self._by_id: dict[str, str] = dict(zip(ids, keys, strict=True))  # record id -> TinyDB doc id (as stored)
+        self._sorted: list[str] | None = None  # the ids in order, for prefixes: made when first needed
         self._listings: dict[str, Listing] = {}  # key -> Listing, read from the index when first asked for
         self._blob_keys = {doc["sha"]: key for key, doc in self._storage.live_table(BLOBS).items()}
-        self._check_versions(Counter(version for _key, version in rows.values(_VERSION)))
+        self._check_versions(Counter(rows.keys_and_values(_VERSION)[1]))
 
     def _check_versions(self, versions: Counter) -> None:
         newer = {v: n for v, n in versions.items() if isinstance(v, int) and v > RECORD_VERSION}
@@ -338,7 +336,8 @@ class Store:
                 self._rebuild_caches()
                 raise
             self._by_id[record_id] = key
-            bisect.insort(self._sorted_ids, record_id)
+            if self._sorted is not None:
+                bisect.insort(self._sorted, record_id)
             self._listings[key] = listing_of_row(row, key)
         return record_id
 
@@ -354,9 +353,11 @@ class Store:
                     where=str(self.path),
                     hint="`lamsim review --store DIR list` shows the ids",
                 )
-            start = bisect.bisect_left(self._sorted_ids, prefix)
+            if self._sorted is None:
+                self._sorted = sorted(self._by_id)
+            start = bisect.bisect_left(self._sorted, prefix)
             matches = []
-            for record_id in self._sorted_ids[start:]:
+            for record_id in self._sorted[start:]:
                 if not record_id.startswith(prefix):
                     break
                 matches.append(record_id)
@@ -400,7 +401,25 @@ class Store:
         Read from the index: no record body is read.
         """
         with self._mutex:
-            return [self._listing(key) for key in self._keys(status)]
+            keys = self._keys(status)
+            cache = self._listings
+            missing = [key for key in keys if key not in cache]
+            if missing:
+                with _gc_paused():  # tens of thousands of small objects that are never garbage
+                    for key, row in zip(missing, self._rows().rows_of(missing), strict=True):
+                        cache[key] = listing_of_row(row, key)
+            return [cache[key] for key in keys]
+
+    def decisions(self) -> tuple[int, list[tuple[int, str]]]:
+        """(the highest decision number, [(number, record id)] of the decisions that stand), from the index:
+        what the undo ledger needs, without building every listing."""
+        with self._mutex:
+            rows = self._rows()
+            keys, ids = rows.keys_and_values(_ID)
+            _keys, last = rows.keys_and_values(INDEX_FIELDS.index("last_seq"))
+            _keys, live = rows.keys_and_values(INDEX_FIELDS.index("live_seqs"))
+            undoable = [(seq, record_id) for record_id, seqs in zip(ids, live, strict=True) if seqs for seq in seqs]
+            return max(last, default=0), undoable
 
     def number(self, record_id: str) -> int:
         """The record's place in the store (see `listings`)."""

@@ -90,13 +90,14 @@ def session(tmp_path: Path, servers: list[Loopback], tasks: int = 24, concurrenc
         """)
 
 
-def test_a_server_killed_mid_run_is_taken_out_and_every_episode_finishes_on_the_other(tmp_path, servers):
+@pytest.mark.parametrize("replies", [[], ["--stream"]], ids=["whole-replies", "streamed"])
+def test_a_server_killed_mid_run_is_taken_out_and_every_episode_finishes_on_the_other(tmp_path, servers, replies):
     doomed, survivor = servers
     path = session(tmp_path, servers)
     doomed.kill_after = 12
     store = tmp_path / "store"
     run = subprocess.Popen([sys.executable, "-m", "lamsim_tui", "run", str(path), "--headless", "--store", str(store),
-                            "--json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            "--json", *replies], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert doomed.reached.wait(60), "the run never reached the first server"
     doomed.kill()  # mid-run: it has streams open

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamsim_tui.agents import prompts
 from lamsim_tui.agents.base import Agent, AgentFactory, AgentTurn, EpisodeView, ModelFailure
-from lamsim_tui.agents.llm import Endpoint, cost_usd, load_litellm, stream_completion
+from lamsim_tui.agents.llm import Endpoint, complete_whole, cost_usd, load_litellm, stream_completion
 from lamsim_tui.agents.routing import ServerPool, pool_key
 from lamsim_tui.errors import ConfigError
 from lamsim_tui.events import TextDelta
@@ -218,7 +218,7 @@ class ModelAgentFactory(AgentFactory):
             tools_native=self._tools_native, response_format=response_format,
             seed=m.seed if m.seed is not None else seed % 2**31, retries=self._retries[index], server=self.server,
             request_lock=self._lock() if self.embedded else None,
-            temperature_after_error=self.settings.temperature_after_error, pool=pool,
+            temperature_after_error=self.settings.temperature_after_error, pool=pool, stream=self.stream,
         )
         public = {
             "model": "embedded:" + self.embedded_info.get("name", "") if self.embedded else m.model,
@@ -296,7 +296,8 @@ class ModelAgent(Agent):
     def __init__(self, *, episode_id: str, endpoint: Endpoint, fmt: str, system_prompt: str,
                  tools_native: list[dict] | None, response_format: dict | None, seed: int, retries: int,
                  server: EmbeddedServer | None = None, request_lock: asyncio.Lock | None = None,
-                 temperature_after_error: float | None = None, pool: ServerPool | None = None):
+                 temperature_after_error: float | None = None, pool: ServerPool | None = None,
+                 stream: bool = True):
         self.episode_id = episode_id
         self.endpoint = endpoint
         self.format = fmt
@@ -309,6 +310,7 @@ class ModelAgent(Agent):
         self.request_lock = request_lock
         self.temperature_after_error = temperature_after_error
         self.pool = pool
+        self.complete = stream_completion if stream else complete_whole
         self.closed = False
         self._assistant: list[dict] = []  # this agent's own replies, exactly as sent back later
 
@@ -400,7 +402,7 @@ class ModelAgent(Agent):
             counted += 1
             served.clear()
             try:
-                completion = await stream_completion(
+                completion = await self.complete(
                     endpoint, messages, on_text=on_text, tools=self.tools_native,
                     response_format=self.response_format, seed=self.seed, route=route)
                 if not completion.text.strip() and not completion.tool_calls:

@@ -22,6 +22,9 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--store", help="store directory (overrides the session)")
     run.add_argument("--concurrency", type=int, help="episodes at once (overrides the session)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--stream", action="store_true",
+                     help="headless: stream model replies (records time to first token) instead of asking for "
+                          "whole ones, which costs the model client three times the CPU")
     run.set_defaults(handler=cmd_run)
 
 
@@ -117,6 +120,7 @@ def cmd_run(args) -> int:
     from lamsim_tui.store import open_store
 
     factory = make_agent_factory(session, pack)
+    factory.stream = bool(getattr(args, "stream", False))  # nobody watches the tokens of a headless run
     progress = _ProgressLine()
     with open_store(store_dir) as store:
         engine = Engine(session, pack, factory, store=store, on_event=progress, tasks=args.tasks, seed=args.seed)

@@ -27,12 +27,12 @@ REPLIES = [
 class Loopback:
     """`lamsim_tui.testing.loopback` in a process of its own, counting the replies it finished."""
 
-    def __init__(self, tmp: Path, latency: float = 0.15):
+    def __init__(self, tmp: Path, latency: float = 0.15, port: int = 0):
         replies = tmp / "replies.json"
         replies.write_text(json.dumps(REPLIES))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lamsim_tui.testing.loopback", "--latency", str(latency), "--chunks", "6",
-             "--replies", str(replies)],
+             "--replies", str(replies), "--port", str(port)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         self.port = int(self.proc.stdout.readline().split()[1])
         self.api_base = f"http://127.0.0.1:{self.port}/v1"
@@ -70,7 +70,7 @@ def servers(tmp_path):
 
 def session(tmp_path: Path, servers: list[Loopback], tasks: int = 24, concurrency: int = 6) -> Path:
     write_pack(tmp_path)
-    entries = "\n".join(f"            - {{model: openai/loopback, api_base: \"{s.api_base}\", retries: 2, timeout: 20}}"
+    entries = "\n".join(f"            - {{model: openai/loopback, api_base: \"{s.api_base}\", retries: 2, timeout: 60}}"
                         for s in servers)
     return write_session(tmp_path, f"""\
         pack: mini
@@ -148,3 +148,57 @@ def test_entries_at_other_temperatures_are_not_a_pool(tmp_path, servers):
         """)
     chosen = _choices(list(load_session(path).agent.models))
     assert [(m.temperature, w, members) for m, w, members in chosen] == [(0.0, 2.0, [0]), (0.8, 2.0, [1, 2])]
+
+
+def test_a_server_that_comes_back_is_in_rotation_again(tmp_path, servers, monkeypatch):
+    """In-process engine, the servers' cooldown cut to a second: down once, back once, used again."""
+    import asyncio
+
+    from lamsim_tui.agents.model import ModelAgentFactory
+    from lamsim_tui.events import ServerBack, ServerDown
+    from lamsim_tui.packs import load_pack
+    from lamsim_tui.session.config import load_session
+    from lamsim_tui.simulator.engine import Engine
+
+    monkeypatch.setattr("lamsim_tui.agents.routing.COOLDOWN_S", 1.0)
+    doomed, survivor = servers
+    path = session(tmp_path, servers, tasks=60, concurrency=4)
+    cfg = load_session(path)
+    pack = load_pack(cfg.pack_dir())
+    events: list = []
+    went_down = threading.Event()
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, ServerDown):
+            went_down.set()
+
+    back: list[Loopback] = []
+
+    def kill_then_restart():
+        doomed.kill_after = 8
+        assert doomed.reached.wait(60)
+        doomed.kill()
+        assert went_down.wait(60)
+        back.append(Loopback(tmp_path / "a", port=doomed.port))  # the same address, up again
+
+    helper = threading.Thread(target=kill_then_restart)
+    helper.start()
+    with open_store(tmp_path / "store") as st:
+        factory = ModelAgentFactory(cfg, pack)
+        factory.stream = False
+        summary = asyncio.run(Engine(cfg, pack, factory, store=st, on_event=on_event).run())
+        records = list(st.records())
+    helper.join(30)
+    try:
+        notices = [e for e in events if isinstance(e, (ServerDown, ServerBack))]
+        assert [(type(e).__name__, e.api_base) for e in notices] == [("ServerDown", doomed.api_base),
+                                                                     ("ServerBack", doomed.api_base)]
+        assert summary.episodes > 30 and summary.end_reasons == {"finished": summary.episodes}
+        after = events.index(notices[1])
+        later = {e.episode_id for e in events[after:] if type(e).__name__ == "EpisodeStarted"}
+        answered_later = [s.usage.get("api_base") for r in records if r.id in later for s in r.steps]
+        assert doomed.api_base in answered_later  # used again once it is back
+    finally:
+        for server in back:
+            server.stop()

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import random
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -401,6 +402,7 @@ class ModelAgent(Agent):
             attempts += 1
             counted += 1
             served.clear()
+            sent = time.monotonic()
             try:
                 completion = await self.complete(
                     endpoint, messages, on_text=on_text, tools=self.tools_native,
@@ -431,7 +433,7 @@ class ModelAgent(Agent):
                 await asyncio.sleep(delay)
         answered = served[-1] if served else self.endpoint
         if self.pool is not None and served:
-            self.pool.succeeded(answered, emit)
+            self.pool.succeeded(answered, emit, sent)
         turn = self._turn(completion, attempts, answered)
         turn.usage["temperature"] = endpoint.params.get("temperature")
         if self.pool is not None:

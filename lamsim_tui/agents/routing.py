@@ -21,6 +21,7 @@ The embedded model is never pooled: it is one server that lamsim runs itself.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,15 +46,16 @@ class Server:
     failures: int = 0
     down: bool = False
     reason: str = ""
+    down_since: float = 0.0  # time.monotonic() when it was taken out
 
 
 class ServerPool:
     """One model on several servers. `route` is what `stream_completion` calls for each request."""
 
     def __init__(self, endpoints: list[Endpoint], weights: list[float], *, name: str = "lamsim-pool",
-                 cooldown_s: float = COOLDOWN_S):
+                 cooldown_s: float | None = None):
         self.name = name
-        self.cooldown_s = cooldown_s
+        self.cooldown_s = COOLDOWN_S if cooldown_s is None else cooldown_s
         self.servers = [Server(f"{name}-{i}", e, w) for i, (e, w) in enumerate(zip(endpoints, weights, strict=True))]
         self._by_id = {s.id: s for s in self.servers}
         self._by_base = {s.endpoint.api_base: s for s in self.servers}
@@ -137,6 +139,7 @@ class ServerPool:
                 server.id, RuntimeError(failure.message), int(failure.details.get("status") or 503), self.cooldown_s)
         if not server.down:
             server.down = True
+            server.down_since = time.monotonic()
             server.reason = _reason(failure)
             emit(ServerDown(
                 message=(f"model server {server.endpoint.api_base} ({self.model}) is not answering: {server.reason}. "
@@ -146,9 +149,13 @@ class ServerPool:
                 servers_left=self.in_rotation()))
         return self.in_rotation() > 0
 
-    def succeeded(self, endpoint: Endpoint, emit: Callable[[Event], None]) -> None:
+    def succeeded(self, endpoint: Endpoint, emit: Callable[[Event], None], started: float) -> None:
+        """A request sent at `started` (time.monotonic()) was answered. A server out of rotation is back
+        only for a request sent after it was taken out (one sent before may finish after that)."""
         server = self._by_base.get(endpoint.api_base)
         if server is None:
+            return
+        if server.down and started <= server.down_since:
             return
         server.failures = 0
         if server.down:

@@ -193,7 +193,8 @@ def _undo(store: Store, user: str | None) -> tuple[Trajectory, ReviewEntry]:
 
 def history(store: Store) -> list[tuple[str, ReviewEntry]]:
     """Every audit entry in the store with its trajectory's id, oldest first."""
-    entries = [(record.id, entry) for record in store.records() for entry in record.history]
+    reviewed = [item.number for item in store.listings() if item.last_seq]  # read only the bodies with decisions
+    entries = [(record.id, entry) for record in store.records(keys=reviewed) for entry in record.history]
     entries.sort(key=lambda item: item[1].seq)
     return entries
 

@@ -12,7 +12,10 @@ durable store writes) in this process, and the benchmark prints:
 - episodes per second, beside what a saturated server gives: `level / (steps x latency)`, and the
   ratio of the two (1.0: the server never waits for the engine);
 - CPU per step of this process (engine, litellm client and store writer thread together), and of that
-  the part of the model client alone (litellm streaming one reply, measured on its own first).
+  the part of the model client alone (litellm streaming one reply, measured on its own first);
+- the same episodes/s ratio with no engine at all: `level` coroutines each sending `steps` requests
+  one after the other through litellm (`client only`). When the two ratios agree, the engine adds
+  nothing to the wait: the model client's CPU is the limit.
 
 Figures are medians over `--repeats`. `--whole` asks the server for whole replies instead of streams
 (what `lamsim run --headless` does, see docs/scaling.md). The machine's load is printed with them:
@@ -147,6 +150,32 @@ def client_cpu_per_request(api_base: str, whole: bool, n: int = 40) -> float:
     return asyncio.run(go())
 
 
+def client_only(api_base: str, level: int, rounds: int, steps: int, whole: bool) -> float:
+    """Episodes/s of `rounds x level` bare episodes (`steps` requests each), `level` at once, no engine."""
+    from lamsim_tui.agents.llm import complete_whole, stream_completion
+
+    endpoint = Endpoint("openai/loopback", api_base, None, {"temperature": 0.0, "max_tokens": 256}, 600.0)
+    messages = [{"role": "system", "content": "You solve a task by calling tools. " * 20},
+                {"role": "user", "content": "Task: what colour is item I-01?"}]
+    call = complete_whole if whole else stream_completion
+    episodes = max(level * rounds, 8)
+
+    async def go() -> float:
+        await call(endpoint, messages, on_text=lambda _s: None)
+        gate = asyncio.Semaphore(level)
+
+        async def episode() -> None:
+            async with gate:
+                for _ in range(steps):
+                    await call(endpoint, messages, on_text=lambda _s: None)
+
+        start = time.perf_counter()
+        await asyncio.gather(*[episode() for _ in range(episodes)])
+        return episodes / (time.perf_counter() - start)
+
+    return asyncio.run(go())
+
+
 def one_level(session_path: Path, level: int, rounds: int, steps: int, whole: bool) -> dict:
     session = load_session(session_path)
     import dataclasses
@@ -208,13 +237,16 @@ def main() -> int:
                 med = {key: statistics.median(r[key] for r in runs)
                        for key in ("episodes_per_s", "cpu_per_step_ms", "wall_s")}
                 ideal = level / (args.steps * args.latency)
+                bare = client_only(api_base, level, args.rounds, args.steps, args.whole)
                 results[level] = {**med, "ideal_episodes_per_s": ideal, "ratio": med["episodes_per_s"] / ideal,
+                                  "client_only_ratio": bare / ideal,
                                   "episodes": runs[0]["episodes"],
                                   "all_finished": all(r["finished"] == r["episodes"] == r["stored"] for r in runs),
                                   "load": os.getloadavg()[0]}
                 r = results[level]
                 print(f"  {level:>4} at once: {r['episodes_per_s']:8.2f} episodes/s (saturated: {ideal:8.2f}, "
-                      f"ratio {r['ratio']:.2f}), CPU {r['cpu_per_step_ms']:.2f} ms/step", flush=True)
+                      f"ratio {r['ratio']:.2f}, client only {r['client_only_ratio']:.2f}), "
+                      f"CPU {r['cpu_per_step_ms']:.2f} ms/step", flush=True)
         finally:
             server.kill()
             server.wait()
@@ -223,12 +255,13 @@ def main() -> int:
     print(f"latency {args.latency:g} s per step, {args.steps} steps per episode, replies {mode}; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     header = (f"{'at once':>8} {'episodes':>9} {'episodes/s':>11} {'saturated':>10} {'ratio':>6} "
-              f"{'CPU/step':>10} {'all stored':>11}")
+              f"{'client only':>12} {'CPU/step':>10} {'all stored':>11}")
     print(header)
     print("-" * len(header))
     for level, r in results.items():
         print(f"{level:>8} {r['episodes']:>9} {r['episodes_per_s']:>11.2f} {r['ideal_episodes_per_s']:>10.2f} "
-              f"{r['ratio']:>6.2f} {r['cpu_per_step_ms']:>8.2f} ms {('yes' if r['all_finished'] else 'NO'):>11}")
+              f"{r['ratio']:>6.2f} {r['client_only_ratio']:>12.2f} {r['cpu_per_step_ms']:>8.2f} ms "
+              f"{('yes' if r['all_finished'] else 'NO'):>11}")
     print(f"\nof the CPU per step, the litellm client alone (one reply at a time): {1000 * client:.2f} ms; "
           f"one process can drive at most about {1 / max(client, 1e-9):,.0f} steps/s")
     if args.json:

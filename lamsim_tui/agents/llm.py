@@ -36,7 +36,7 @@ def load_litellm() -> Any:
             import warnings
 
             # litellm builds pydantic schemas lazily and pydantic warns about them: not the user's concern.
-            warnings.filterwarnings("ignore", message=r".*is using the `ReadOnly` qualifier", category=UserWarning)
+            warnings.filterwarnings("ignore", message=r".*(is|are) using the `ReadOnly` qualifier", category=UserWarning)
             import litellm
 
             litellm.telemetry = False

@@ -29,6 +29,7 @@ from pathlib import Path
 from lamsim_tui.errors import StoreError
 from lamsim_tui.record import Review, ReviewEntry, Trajectory
 from lamsim_tui.store.store import Store, open_store
+from lamsim_tui.text import plain
 
 BATCH = 300  # trajectories per durable write
 
@@ -47,10 +48,11 @@ class Conflict:
         def side(history: tuple[ReviewEntry, ...]) -> str:
             if not history:
                 return "no decision"
-            return "; ".join(f"{e.action} by {e.user} at {e.at}" + (f" ({e.note})" if e.note else "")
-                             for e in history)
+            return "; ".join(f"{e.action} by {plain(e.user, 40)} at {plain(e.at, 40)}"
+                             + (f" ({plain(e.note, 120)})" if e.note else "") for e in history)
 
-        return f"{self.id[:10]} ({self.template}): {self.why}\n    here:   {side(self.dest)}\n    source: {side(self.source)}"
+        return (f"{self.id[:10]} ({plain(self.template, 40)}): {self.why}\n    here:   {side(self.dest)}\n"
+                f"    source: {side(self.source)}")
 
 
 @dataclass

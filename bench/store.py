@@ -1,13 +1,24 @@
-"""Store benchmark: lamsim's journal store against plain TinyDB JSONStorage.
+"""Store benchmark: lamsim's journal store against plain TinyDB JSONStorage, and the CLI on big stores.
 
     .venv/bin/python bench/store.py [--sizes 1000,10000,50000] [--accepts 200] [--plain-accepts 10]
+                                    [--cli-runs 5] [--before DIR] [--no-plain]
 
 For each size it fills a store with realistic trajectories (`lamsim_tui.testing.synthetic`, about
 11 KB of JSON each) and prints: time to open, time to list pending (what `lamsim review list
---status pending` does: filter and one summary line each), and the median / 95th percentile / max of one durable accept (an fsync'd write, through
-`review.accept`). Plain TinyDB gets the same figures with the same records; because every one
-of its writes rewrites (and re-reads) the whole file, it gets fewer accepts at the larger sizes
-(`--plain-accepts`, at most 3 at 50,000); those figures are measured, not extrapolated.
+--status pending` does: filter and one summary line each), and the median / 95th percentile / max of
+one durable accept (an fsync'd write, through `review.accept`). Plain TinyDB gets the same figures
+with the same records; because every one of its writes rewrites (and re-reads) the whole file, it
+gets fewer accepts at the larger sizes (`--plain-accepts`, at most 3 at 50,000); those figures are
+measured, not extrapolated.
+
+Then, on the same store, whole CLI commands as a user runs them, each in its own process: `review
+show ID`, `review list --status pending`, `stats`, `review accept ID`, and what the app does to show
+its queue (open the store for writing, read the pending and filtered listings). For each: the median
+wall time and the median peak memory (max RSS of that process, from `os.wait4`: the per-process
+figure `getrusage(RUSAGE_CHILDREN)` accumulates) over `--cli-runs` runs. With `--before DIR` (a
+checkout of an earlier lamsim, e.g. `git worktree add --detach /tmp/before main`) the same commands
+run with that code too, on the same store, in the same session: the before and after figures are
+measured side by side. The earlier lamsim's accepts run on a copy of the store (it keeps no index).
 """
 
 from __future__ import annotations
@@ -15,13 +26,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -61,7 +76,7 @@ def summary(samples: list[float]) -> dict:
     return {"n": len(samples), "median": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
 
 
-def bench_lamsim(n: int, root: Path, accepts: int) -> dict:
+def bench_lamsim(n: int, root: Path, accepts: int, keep: bool = False) -> dict:
     path = root / "lamsim"
     store = open_store(path)
     fill_start = time.perf_counter()
@@ -85,6 +100,7 @@ def bench_lamsim(n: int, root: Path, accepts: int) -> dict:
         samples.append(t)
     store.close()
     return {
+        "path": str(path),
         "fill_s": fill_s,
         "bytes": size,
         "open_s": open_s,
@@ -134,6 +150,132 @@ def bench_plain(n: int, root: Path, accepts: int) -> dict:
     }
 
 
+# ----- whole CLI commands, each in its own process -------------------------------------------------
+
+APP_QUEUE = (
+    "import sys, time; t = time.perf_counter(); from lamsim_tui.store import open_store; "
+    "s = open_store(sys.argv[1]); q = s.listings(('pending', 'filtered')); "
+    "print(len(q), time.perf_counter() - t); s.close()"
+)
+
+
+# Runs each measured command for the benchmark and reports how it went. It is a small process of its
+# own because a child's peak RSS (what wait4 and getrusage(RUSAGE_CHILDREN) report) includes the memory
+# of the process it was forked from: forked from this benchmark, every command would count its 100+ MB.
+LAUNCHER = r"""
+import json, os, sys, time
+for request in sys.stdin:
+    job = json.loads(request)
+    err = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(err, 2)
+        os.chdir(job["cwd"])
+        os.execve(job["argv"][0], job["argv"], job["env"])
+    _pid, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    os.close(err)
+    print(json.dumps({"wall": wall, "maxrss_kb": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status)}),
+          flush=True)
+"""
+
+
+class Launcher:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.stderr = Path(tempfile.mkdtemp(prefix="lamsim-bench-")) / "stderr"
+
+    def run(self, argv: list[str], tree: Path) -> tuple[float, int, int]:
+        """(wall seconds, peak RSS in KB, exit status) of one command run with `tree`'s code."""
+        # As a user runs it: compiled modules cached (the first, warming-up run of each command writes them).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPATH"] = str(tree)
+        job = {"argv": [sys.executable, *argv], "env": env, "cwd": tempfile.gettempdir(), "stderr": str(self.stderr)}
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        done = json.loads(self.proc.stdout.readline())
+        if done["exit"] != 0:
+            tail = self.stderr.read_text(errors="replace")[-300:]
+            print(f"  {' '.join(argv[2:6])}...: exit {done['exit']}: {tail}", file=sys.stderr)
+        return done["wall"], done["maxrss_kb"], done["exit"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+        shutil.rmtree(self.stderr.parent, ignore_errors=True)
+
+
+def cli_commands(path: Path, ids: list[str], accept_ids: list[str]) -> dict[str, list[list[str]]]:
+    """Each figure's command lines, one per run (show and accept take a different id each time)."""
+    store = str(path)
+    lamsim = ["-m", "lamsim_tui"]
+    return {
+        "review show ID": [[*lamsim, "review", "--store", store, "show", i[:10]] for i in ids],
+        "review list --status pending": [[*lamsim, "review", "--store", store, "list", "--status", "pending"]],
+        "stats": [[*lamsim, "stats", "--store", store]],
+        "review accept ID": [[*lamsim, "review", "--store", store, "accept", i[:10], "--note", "bench"]
+                             for i in accept_ids],
+        "app: open + queue listings": [["-c", APP_QUEUE, store]],
+    }
+
+
+def bench_cli(path: Path, runs: int, before: Path | None) -> dict:
+    from lamsim_tui.store import open_store
+
+    with open_store(path, readonly=True) as store:
+        pending = [item.id for item in store.listings("pending")]
+    rng = random.Random(7)
+    rng.shuffle(pending)
+    trees: list[tuple[str, Path, Path]] = []
+    if before is not None:
+        copy = path.parent / "before-copy"
+        shutil.copytree(path, copy, ignore=shutil.ignore_patterns("writer.lock"))
+        trees.append(("before", before, copy))
+    trees.append(("after", ROOT, path))
+    results: dict = {}
+    launcher = Launcher()
+    for label, tree, store_path in trees:
+        for name, lines in cli_commands(store_path, pending[:runs], pending[runs:2 * runs]).items():
+            if name.startswith(("review show", "review list", "app")):
+                launcher.run(lines[-1], tree)  # warm up: compiled modules, the page cache
+            samples = []
+            for i in range(runs):
+                argv = lines[i % len(lines)]
+                samples.append(launcher.run(argv, tree))
+            ok = [s for s in samples if s[2] == 0]
+            results.setdefault(name, {})[label] = {
+                "runs": len(ok),
+                "failed": len(samples) - len(ok),
+                "wall_s": statistics.median(s[0] for s in ok) if ok else None,
+                "max_rss_mb": statistics.median(s[1] for s in ok) / 1024 if ok else None,
+            }
+            print(f"  cli {label:6} {name:30} {fmt_ms(results[name][label]['wall_s']):>10}", flush=True)
+    launcher.close()
+    if before is not None:
+        shutil.rmtree(path.parent / "before-copy", ignore_errors=True)
+    return results
+
+
+def print_cli(n: int, cli: dict) -> None:
+    labels = [label for label in ("before", "after") if any(label in v for v in cli.values())]
+    header = f"{'command at ' + format(n, ',') + ' trajectories':<36}" + "".join(
+        f" {label + ' wall':>12} {label + ' RSS':>11}" for label in labels)
+    print()
+    print(header)
+    print("-" * len(header))
+    for name, by in cli.items():
+        cells = ""
+        for label in labels:
+            r = by.get(label) or {}
+            rss = r.get("max_rss_mb")
+            cells += f" {fmt_ms(r.get('wall_s')):>12} {('-' if rss is None else f'{rss:,.0f} MB'):>11}"
+        print(f"{name:<36}{cells}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
@@ -142,7 +284,12 @@ def main() -> int:
     parser.add_argument("--no-plain", action="store_true", help="skip plain TinyDB")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--dir", help="where to build the stores (default: a temp folder)")
+    parser.add_argument("--cli-runs", type=int, default=5, help="runs of each CLI command (0: none)")
+    parser.add_argument("--cli-sizes", default="50000", help="sizes whose CLI commands are measured")
+    parser.add_argument("--before", help="a checkout of an earlier lamsim: its CLI is measured too")
     args = parser.parse_args()
+    cli_sizes = {int(s) for s in args.cli_sizes.split(",") if s}
+    before = Path(args.before).resolve() if args.before else None
     sizes = [int(s) for s in args.sizes.split(",")]
     root = Path(args.dir or tempfile.mkdtemp(prefix="lamsim-bench-"))
     results = {}
@@ -151,6 +298,8 @@ def main() -> int:
             work = root / str(n)
             work.mkdir(parents=True, exist_ok=True)
             ours = bench_lamsim(n, work, args.accepts)
+            if args.cli_runs and n in cli_sizes:
+                ours["cli"] = bench_cli(Path(ours["path"]), args.cli_runs, before)
             plain = None
             if not args.no_plain:
                 plain_accepts = args.plain_accepts if n < 20_000 else min(args.plain_accepts, 3)
@@ -191,6 +340,11 @@ def main() -> int:
         "accept: one durable decision (fsync) through review.accept; plain TinyDB: Table.update (its "
         "JSONStorage re-reads, rewrites and fsyncs the whole file)"
     )
+    for n, both in results.items():
+        if both["lamsim"].get("cli"):
+            print_cli(n, both["lamsim"]["cli"])
+    if any(b["lamsim"].get("cli") for b in results.values()):
+        print("\nwall: median of the runs, process start to exit; RSS: median peak resident memory of the process")
     if args.json:
         print(json.dumps({str(k): v for k, v in results.items()}, indent=2))
     return 0

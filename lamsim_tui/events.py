@@ -107,3 +107,34 @@ class SessionPaused(Event):
 @dataclass(frozen=True)
 class SessionFinished(Event):
     summary: dict = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the operator should be told while a session runs (the headless CLI prints it on stderr,
+    the app shows it as a notification). `message` is plain text, never markup."""
+
+    message: str
+    severity: str = "warning"  # as Textual's notify: "information", "warning" or "error"
+    title: str = "session"
+
+
+@dataclass(frozen=True)
+class ServerDown(Notice):
+    """A server of a model's pool stopped answering: out of rotation, the session goes on on the others."""
+
+    model: str = ""
+    api_base: str = ""
+    reason: str = ""
+    servers_left: int = 0
+    title: str = "model server down"
+
+
+@dataclass(frozen=True)
+class ServerBack(Notice):
+    """A server that was out of rotation answers again."""
+
+    model: str = ""
+    api_base: str = ""
+    severity: str = "information"
+    title: str = "model server back"

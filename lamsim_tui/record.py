@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -743,10 +744,13 @@ _KNOWN = frozenset(f.name for f in dataclasses.fields(Trajectory) if not f.metad
 
 
 def action_signature(steps: list[dict]) -> str:
-    """The executed actions of a trajectory (stored step dicts), for spotting duplicates of one task."""
+    """The executed actions of a trajectory (stored step dicts), for spotting duplicates of one task: a
+    digest of them (two trajectories with the same actions have the same one; it is kept in the store's
+    index, so it is short)."""
     actions = [s["action"] for s in steps if s.get("action") and (s.get("executed") or s["action"]["type"] == "finish")]
     slim = [[a["type"], a.get("tool"), a.get("arguments"), a.get("answer")] for a in actions]
-    return json.dumps(slim, sort_keys=True, ensure_ascii=False, default=str)
+    text = json.dumps(slim, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 _INVALID_PREFIXES = ("format.", "tool.", "args.")  # findings that mean the output was not a valid action
@@ -815,7 +819,7 @@ class Listing:
     forced_edits: int
     last_seq: int  # the highest decision number in its history (0: never reviewed)
     live_seqs: tuple[int, ...]  # decisions that stand (can be undone)
-    signature: str  # action_signature of its steps
+    signature: str  # action_signature of its steps (a digest)
     demonstrations: int = 0  # how many demonstrations its agent was shown
     decision_tags: tuple[str, ...] = ()  # reason tags of the decision that stands (the latest not undone)
     decision_note: str | None = None  # its note

@@ -93,6 +93,9 @@ class AgentFactory:
     #: True for agents that show demonstrations (`EpisodeView.demonstrations`) to their model; the
     #: engine chooses them only for such agents.
     uses_demonstrations: bool = False
+    #: Whether model agents stream their output (`TextDelta` events). A headless run sets it to False:
+    #: nobody watches the tokens, and whole replies cost the model client a third of the CPU.
+    stream: bool = True
 
     def describe(self) -> dict:
         """Public settings recorded with every trajectory. Never includes secrets."""

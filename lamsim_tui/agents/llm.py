@@ -7,6 +7,7 @@ importing lamsim or opening the app never waits for it and never reaches the net
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -41,7 +42,7 @@ def load_litellm() -> Any:
             import warnings
 
             # litellm builds pydantic schemas lazily and pydantic warns about them: not the user's concern.
-            warnings.filterwarnings("ignore", message=r".*is using the `ReadOnly` qualifier", category=UserWarning)
+            warnings.filterwarnings("ignore", message=r".*(is|are) using the `ReadOnly` qualifier", category=UserWarning)
             import litellm
 
             litellm.telemetry = False
@@ -219,39 +220,24 @@ async def stream_completion(
     tools: list[dict] | None = None,
     response_format: dict | None = None,
     seed: int | None = None,
+    route: Callable[[dict], Any] | None = None,
 ) -> Completion:
     """Stream one completion; `on_text` receives text and tool-call argument pieces as they come.
 
     Raises `ModelFailure` for every fault; a cancelled call closes its stream before it returns.
+    `route(kwargs)`, for a pool of servers (`agents.routing`), makes the request instead of
+    `litellm.acompletion` and returns (stream, endpoint of the server that answered).
     """
     litellm = load_litellm()
-    kwargs: dict[str, Any] = {
-        "model": endpoint.model,
-        "messages": messages,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "timeout": endpoint.timeout,
-        "num_retries": 0,
-        "max_retries": 0,
-        "drop_params": True,
-    }
-    kwargs.update({k: v for k, v in endpoint.params.items() if v is not None and v != []})
-    if seed is not None and "seed" not in kwargs:
-        kwargs["seed"] = seed
-    if endpoint.api_base:
-        kwargs["api_base"] = endpoint.api_base
-    key = endpoint.api_key()
-    if key:
-        kwargs["api_key"] = key
-    if tools:
-        kwargs["tools"] = tools
-    if response_format:
-        kwargs["response_format"] = response_format
+    kwargs = _request(endpoint, messages, tools=tools, response_format=response_format, seed=seed, stream=True)
 
     result = Completion()
     started = time.perf_counter()
-    await within_deadline(endpoint, result, _read_stream(litellm, kwargs, endpoint, result, on_text, started))
+    served = [endpoint]  # the server of a pool that answered, named in the messages below
+    await within_deadline(endpoint, result, _read_stream(litellm, kwargs, endpoint, result, on_text, started,
+                                                         route, served))
     result.latency_s = time.perf_counter() - started
+    endpoint = served[0]
     if result.finish_reason is None:
         raise ModelFailure(
             "model.bad_response",
@@ -317,12 +303,17 @@ def _not_a_stream(content_type: str | None, endpoint: Endpoint) -> ModelFailure 
 
 
 async def _read_stream(litellm: Any, kwargs: dict, endpoint: Endpoint, result: Completion,
-                       on_text: Callable[[str], None], started: float) -> None:
+                       on_text: Callable[[str], None], started: float,
+                       route: Callable[[dict], Any] | None, served: list[Endpoint]) -> None:
     calls: dict[int, dict] = {}
     limit = reply_limit(endpoint)
     response = None
     try:
-        response = await litellm.acompletion(**kwargs)
+        if route is None:
+            response = await litellm.acompletion(**kwargs)
+        else:
+            response, endpoint = await route(kwargs)
+        served[0] = endpoint
         result.content_type = _content_type(response)
         async for chunk in response:
             result.chunks += 1
@@ -396,6 +387,97 @@ def _content_type(response: Any) -> str | None:
         if str(key).lower().endswith("content-type"):
             return str(value)
     return None
+
+
+def _request(endpoint: Endpoint, messages: list[dict], *, tools: list[dict] | None, response_format: dict | None,
+             seed: int | None, stream: bool) -> dict[str, Any]:
+    """litellm's arguments for one request (its own retries off: lamsim retries, see docs/models.md)."""
+    kwargs: dict[str, Any] = {
+        "model": endpoint.model,
+        "messages": messages,
+        "stream": stream,
+        "timeout": endpoint.timeout,
+        "num_retries": 0,
+        "max_retries": 0,
+        "drop_params": True,
+    }
+    if stream:
+        kwargs["stream_options"] = {"include_usage": True}
+    kwargs.update({k: v for k, v in endpoint.params.items() if v is not None and v != []})
+    if seed is not None and "seed" not in kwargs:
+        kwargs["seed"] = seed
+    if endpoint.api_base:
+        kwargs["api_base"] = endpoint.api_base
+    key = endpoint.api_key()
+    if key:
+        kwargs["api_key"] = key
+    if tools:
+        kwargs["tools"] = tools
+    if response_format:
+        kwargs["response_format"] = response_format
+    return kwargs
+
+
+async def complete_whole(
+    endpoint: Endpoint,
+    messages: list[dict],
+    *,
+    on_text: Callable[[str], None],
+    tools: list[dict] | None = None,
+    response_format: dict | None = None,
+    seed: int | None = None,
+    route: Callable[[dict], Any] | None = None,
+) -> Completion:
+    """One completion asked for whole, not streamed: what a headless run asks for, nobody watching its
+    tokens. litellm spends about a third of the CPU on it that it spends on a stream (more with longer
+    replies: a stream costs per piece; see docs/scaling.md), so one process drives more episodes at once.
+    `on_text` gets the reply once; faults map to `ModelFailure` as in `stream_completion`.
+    """
+    litellm = load_litellm()
+    kwargs = _request(endpoint, messages, tools=tools, response_format=response_format, seed=seed, stream=False)
+    started = time.perf_counter()
+
+    async def ask() -> tuple[Any, Endpoint]:
+        try:
+            if route is None:
+                return await litellm.acompletion(**kwargs), endpoint
+            return await route(kwargs)
+        except ModelFailure:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every provider error or protocol error
+            raise classify(exc, endpoint) from None
+
+    result = Completion()
+    response, endpoint = await within_deadline(endpoint, result, ask())
+    result.latency_s, result.chunks = time.perf_counter() - started, 1
+    choices = _get(response, "choices", None) or []
+    if not choices:
+        raise ModelFailure("model.bad_response", f"{endpoint.model} at {endpoint.api_base or 'its default address'} "
+                           "sent a reply without choices", transient=True,
+                           details={**endpoint.public(), "error": "no choices"})
+    message = _get(choices[0], "message")
+    result.finish_reason = _get(choices[0], "finish_reason") or "stop"
+    result.text = _get(message, "content") or ""
+    for call in _get(message, "tool_calls", None) or []:
+        function = _get(call, "function")
+        arguments = _get(function, "arguments") or ""
+        result.tool_calls.append({"id": _get(call, "id") or "", "type": "function",
+                                  "function": {"name": _get(function, "name") or "",
+                                               "arguments": arguments if isinstance(arguments, str)
+                                               else json.dumps(arguments, ensure_ascii=False)}})
+    result.usage.update(_usage_dict(_get(response, "usage")))
+    limit = reply_limit(endpoint)
+    size = len(result.text) + sum(len(c["function"]["arguments"]) + len(c["function"]["name"])
+                                  for c in result.tool_calls)
+    if size > limit:
+        raise _too_long(endpoint, size, limit)
+    if result.text:
+        on_text(result.text)
+    for call in result.tool_calls:
+        on_text(call["function"]["name"] + " " + call["function"]["arguments"])
+    return result
 
 
 async def _close(response: Any) -> None:

@@ -3,6 +3,8 @@
 `ModelAgentFactory(session, pack, embedded=False)` serves `agent: {kind: model, models: [...]}`
 (any server litellm reaches) and `kind: embedded` (a llama.cpp server that lamsim starts on
 127.0.0.1 for the bundled model). Per episode it picks a model by weight from the episode seed.
+Entries that name the same model with the same settings on several `api_base`s are one choice, a
+pool of servers behind litellm's Router (`agents.routing`): each request goes to one of them.
 
 Failures the agent cannot recover from raise `ModelFailure(code, message, transient, details)`;
 `details` holds `model`, `api_base`, `attempts` and, where known, the HTTP `status` — never a key.
@@ -15,12 +17,14 @@ import hashlib
 import json
 import os
 import random
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lamsim_tui.agents import prompts
 from lamsim_tui.agents.base import Agent, AgentFactory, AgentTurn, EpisodeView, ModelFailure
-from lamsim_tui.agents.llm import Endpoint, cost_usd, load_litellm, stream_completion
+from lamsim_tui.agents.llm import Endpoint, complete_whole, cost_usd, load_litellm, stream_completion
+from lamsim_tui.agents.routing import ServerPool, pool_key
 from lamsim_tui.errors import ConfigError
 from lamsim_tui.events import TextDelta
 from lamsim_tui.simulator.actions import Parsed, parse_json_action, parse_native_call
@@ -47,6 +51,27 @@ def _endpoint(m: ModelSettings, api_base: str | None = None) -> Endpoint:
     )
 
 
+def _choices(models: list[ModelSettings]) -> list[tuple[ModelSettings, float, list[int]]]:
+    """What an episode chooses among, by weight: (settings, weight, indexes of the `models` entries).
+
+    Entries with the same `pool_key` and different `api_base`s are one choice (a pool of servers);
+    any other entry is a choice of its own, so sessions without pools choose exactly as before.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, m in enumerate(models):
+        groups.setdefault(pool_key(m), []).append(i)
+    out: list[tuple[ModelSettings, float, list[int]]] = []
+    seen: set[tuple] = set()
+    for i, m in enumerate(models):
+        members = groups[pool_key(m)]
+        if len({models[j].api_base for j in members}) < 2:
+            out.append((m, max(m.weight, 0.0), [i]))  # one server (several entries of it: as before)
+        elif pool_key(m) not in seen:
+            seen.add(pool_key(m))
+            out.append((m, sum(max(models[j].weight, 0.0) for j in members), members))
+    return out
+
+
 class ModelAgentFactory(AgentFactory):
     """Creates one `ModelAgent` per episode; owns the embedded server when there is one."""
 
@@ -65,6 +90,8 @@ class ModelAgentFactory(AgentFactory):
         self._styles: list[str] = [m.constrain_with for m in self._models]
         self._endpoints: list[Endpoint] = []
         self._retries: list[int] = [m.retries for m in self._models]
+        self._weights: list[float] = [max(m.weight, 0.0) for m in self._models]
+        self._pools: list[ServerPool | None] = []
         if not embedded and not self._models:
             raise ConfigError("`agent: {kind: model}` needs at least one entry under `models`",
                               where="session setting agent.models", hint="see docs/models.md for one-line examples")
@@ -104,7 +131,6 @@ class ModelAgentFactory(AgentFactory):
             if self.embedded:
                 await self._start_embedded()
             else:
-                self._endpoints = [_endpoint(m) for m in self._models]
                 for i, m in enumerate(self._models):
                     if m.api_key_env and m.api_key_env not in os.environ:
                         raise ConfigError(
@@ -112,12 +138,33 @@ class ModelAgentFactory(AgentFactory):
                             where=f"session setting agent.models[{i}].api_key_env",
                             hint=f"export {m.api_key_env}=... before starting lamsim",
                         )
+                await importing
+                self._choose_among(self._models)
             await importing
         except BaseException:
             importing.cancel()
             await self.aclose()
             raise
         self._started = True
+
+    def _choose_among(self, models: list[ModelSettings]) -> None:
+        """Endpoints (and server pools) of what episodes choose among."""
+        chosen = _choices(models)
+        self._models = [m for m, _w, _members in chosen]
+        self._weights = [w for _m, w, _members in chosen]
+        self._styles = [m.constrain_with for m in self._models]
+        self._retries = [m.retries for m in self._models]
+        self._endpoints, self._pools = [], []
+        for n, (m, _w, members) in enumerate(chosen):
+            if len(members) == 1:
+                self._endpoints.append(_endpoint(m))
+                self._pools.append(None)
+                continue
+            pool = ServerPool([_endpoint(models[j]) for j in members], [models[j].weight for j in members],
+                              name=f"lamsim-pool-{n}")
+            pool.start()
+            self._endpoints.append(_endpoint(m, api_base=None))  # the pool's requests name no server: the Router does
+            self._pools.append(pool)
 
     async def _start_embedded(self) -> None:
         from lamsim_tui.agents.embedded import server as embedded
@@ -149,7 +196,9 @@ class ModelAgentFactory(AgentFactory):
         self._models = [model]
         self._styles = [model.constrain_with]
         self._retries = [model.retries]
+        self._weights = [1.0]
         self._endpoints = [_endpoint(model)]
+        self._pools = [None]  # the embedded model is one server, never routed
 
     can_paraphrase = True
     uses_demonstrations = True
@@ -158,10 +207,11 @@ class ModelAgentFactory(AgentFactory):
         if not self._endpoints:
             raise RuntimeError("ModelAgentFactory.start() must be awaited before for_episode()")
         rng = random.Random(seed)
-        weights = [max(m.weight, 0.0) for m in self._models]
+        weights = self._weights
         index = rng.choices(range(len(self._models)), weights=weights)[0] if sum(weights) > 0 else 0
         m = self._models[index]
         endpoint = self._endpoints[index]
+        pool = self._pools[index] if index < len(self._pools) else None
         response_format = (prompts.response_format(self._schema, self._styles[index])
                            if self._schema is not None else None)
         agent = ModelAgent(
@@ -169,14 +219,16 @@ class ModelAgentFactory(AgentFactory):
             tools_native=self._tools_native, response_format=response_format,
             seed=m.seed if m.seed is not None else seed % 2**31, retries=self._retries[index], server=self.server,
             request_lock=self._lock() if self.embedded else None,
-            temperature_after_error=self.settings.temperature_after_error,
+            temperature_after_error=self.settings.temperature_after_error, pool=pool, stream=self.stream,
         )
         public = {
             "model": "embedded:" + self.embedded_info.get("name", "") if self.embedded else m.model,
-            "api_base": endpoint.api_base,
+            "api_base": endpoint.api_base if pool is None else ", ".join(pool.api_bases),
             "temperature": m.temperature, "top_p": m.top_p, "max_tokens": m.max_tokens,
             "seed": agent.seed, "stop": list(m.stop),
         }
+        if pool is not None:
+            public["servers"] = pool.api_bases  # each step's usage says which one answered it (`api_base`)
         return agent, public
 
     def _lock(self) -> asyncio.Lock:
@@ -188,6 +240,10 @@ class ModelAgentFactory(AgentFactory):
         server, self.server = self.server, None
         if server is not None:
             await server.aclose()
+        for pool in self._pools:
+            if pool is not None:
+                pool.close()
+        self._pools = [None] * len(self._pools)
         self._started = False
 
     # ----- query paraphrase ------------------------------------------------------------------
@@ -209,6 +265,7 @@ class ModelAgentFactory(AgentFactory):
         if not self._endpoints:
             return query
         base = self._endpoints[0]
+        pool = self._pools[0] if self._pools else None
         endpoint = Endpoint(base.model, base.api_base, base.api_key_env,
                             {**base.params, "temperature": 0.7, "max_tokens": 200}, base.timeout)
         try:
@@ -216,7 +273,8 @@ class ModelAgentFactory(AgentFactory):
                 async with self._lock():
                     completion = await stream_completion(endpoint, messages, on_text=lambda _: None, seed=seed)
             else:
-                completion = await stream_completion(endpoint, messages, on_text=lambda _: None, seed=seed)
+                completion = await stream_completion(endpoint, messages, on_text=lambda _: None, seed=seed,
+                                                     route=pool.route if pool is not None else None)
         except ModelFailure:
             return query
         text = " ".join(completion.text.strip().strip('"').split())
@@ -239,7 +297,8 @@ class ModelAgent(Agent):
     def __init__(self, *, episode_id: str, endpoint: Endpoint, fmt: str, system_prompt: str,
                  tools_native: list[dict] | None, response_format: dict | None, seed: int, retries: int,
                  server: EmbeddedServer | None = None, request_lock: asyncio.Lock | None = None,
-                 temperature_after_error: float | None = None):
+                 temperature_after_error: float | None = None, pool: ServerPool | None = None,
+                 stream: bool = True):
         self.episode_id = episode_id
         self.endpoint = endpoint
         self.format = fmt
@@ -251,6 +310,8 @@ class ModelAgent(Agent):
         self.server = server
         self.request_lock = request_lock
         self.temperature_after_error = temperature_after_error
+        self.pool = pool
+        self.complete = stream_completion if stream else complete_whole
         self.closed = False
         self._assistant: list[dict] = []  # this agent's own replies, exactly as sent back later
 
@@ -320,7 +381,18 @@ class ModelAgent(Agent):
         if self.server is not None:
             self.server.take_report()  # start this step's server figures from here
         attempts = 0
+        counted = 0  # attempts that count against `retries` (not those that went to another server)
+        failovers = 0
         empty = 0
+        served: list[Endpoint] = []  # the server that answered, when this model is a pool
+        route = None
+        if self.pool is not None:
+            pool = self.pool
+
+            async def route(kwargs: dict):
+                response, used = await pool.route(kwargs)
+                served.append(used)
+                return response, used
 
         def on_text(piece: str) -> None:
             if not self.closed:
@@ -328,10 +400,13 @@ class ModelAgent(Agent):
 
         while True:
             attempts += 1
+            counted += 1
+            served.clear()
+            sent = time.monotonic()
             try:
-                completion = await stream_completion(
+                completion = await self.complete(
                     endpoint, messages, on_text=on_text, tools=self.tools_native,
-                    response_format=self.response_format, seed=self.seed)
+                    response_format=self.response_format, seed=self.seed, route=route)
                 if not completion.text.strip() and not completion.tool_calls:
                     if empty < EMPTY_RETRIES:
                         empty += 1
@@ -347,15 +422,25 @@ class ModelAgent(Agent):
                     failure = ModelFailure(
                         "model.unreachable", "the embedded model server has stopped; its log ends with: "
                         + " | ".join(self.server.log_tail(3)), transient=False, details=failure.details)
-                if not failure.transient or attempts > self.retries or failure.code == "model.empty":
+                if (self.pool is not None and failure.code != "model.empty" and self.pool.failed(failure, emit)
+                        and failovers < 2 * len(self.pool.servers)):
+                    failovers += 1
+                    counted -= 1
+                    continue  # that server is out of rotation: at once to another one
+                if not failure.transient or counted > self.retries or failure.code == "model.empty":
                     raise failure
                 delay = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (attempts - 1)) * (0.75 + 0.5 * random.random())
                 await asyncio.sleep(delay)
-        turn = self._turn(completion, attempts)
+        answered = served[-1] if served else self.endpoint
+        if self.pool is not None and served:
+            self.pool.succeeded(answered, emit, sent)
+        turn = self._turn(completion, attempts, answered)
         turn.usage["temperature"] = endpoint.params.get("temperature")
+        if self.pool is not None:
+            turn.usage["api_base"] = answered.api_base
         return turn
 
-    def _turn(self, completion, attempts: int) -> AgentTurn:
+    def _turn(self, completion, attempts: int, answered: Endpoint | None = None) -> AgentTurn:
         usage: dict = dict(completion.usage)
         usage.update(latency_s=round(completion.latency_s, 4),
                      ttft_s=None if completion.ttft_s is None else round(completion.ttft_s, 4),
@@ -371,7 +456,7 @@ class ModelAgent(Agent):
                 usage["server_prompt_s"] = round(report["prompt_eval_s"], 4)
                 usage["server_generation_s"] = round(report["generation_s"], 4)
                 usage["server_total_s"] = round(report["total_s"], 4)
-        usage["cost_usd"] = cost_usd(self.endpoint, usage)
+        usage["cost_usd"] = cost_usd(answered or self.endpoint, usage)
         if self.format == "native" and completion.tool_calls:
             calls = completion.tool_calls
             for i, call in enumerate(calls):

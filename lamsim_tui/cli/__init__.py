@@ -9,6 +9,7 @@ litellm, the engine) are imported lazily by the handlers.
     lamsim stats --store DIR
     lamsim pack new|show|from-openapi ...
     lamsim store check|salvage DIR ...          find and recover damaged stores
+    lamsim store merge DEST SRC...              join stores from several machines
     lamsim model status|install ...             the embedded model's weights
 """
 

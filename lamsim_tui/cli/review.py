@@ -170,8 +170,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             for item in items:
                 out.write(json.dumps(list_row(store.get(item.id)), ensure_ascii=False) + "\n")
             return 0
-        for item in items:
-            out.write(summary_line(item) + "\n")
+        for start in range(0, len(items), 1000):  # a thousand lines per write: 50,000 of them are many calls
+            out.write("".join(summary_line(item) + "\n" for item in items[start:start + 1000]))
         print(f"{len(items)} trajectories", file=sys.stderr)
     return 0
 

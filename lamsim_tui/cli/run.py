@@ -22,6 +22,9 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--store", help="store directory (overrides the session)")
     run.add_argument("--concurrency", type=bounded("concurrency"), help="episodes at once (overrides the session)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--stream", action="store_true",
+                     help="headless: stream model replies (records time to first token) instead of asking for "
+                          "whole ones, which costs the model client three times the CPU")
     run.set_defaults(handler=cmd_run)
 
 
@@ -71,10 +74,14 @@ class _ProgressLine:
         self.last = ""
 
     def __call__(self, event) -> None:
-        from lamsim_tui.events import Progress, SessionPaused
+        from lamsim_tui.events import Notice, Progress, SessionPaused
+        from lamsim_tui.text import plain
 
         if isinstance(event, SessionPaused):
             self.stream.write(f"\nlamsim: session paused: {event.reason}\n")
+            self.stream.flush()
+        if isinstance(event, Notice):  # e.g. a model server of a pool went down, or came back
+            self.stream.write(f"{chr(10) if self.tty else ''}lamsim: {plain(event.title)}: {plain(event.message)}\n")
             self.stream.flush()
         if not isinstance(event, Progress):
             return
@@ -158,6 +165,7 @@ def cmd_run(args) -> int:
     from lamsim_tui.store import open_store
 
     factory = make_agent_factory(session, pack)
+    factory.stream = bool(getattr(args, "stream", False))  # nobody watches the tokens of a headless run
     progress = _ProgressLine()
     stop = _Stop()
     with open_store(store_dir) as store:

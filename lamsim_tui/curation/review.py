@@ -66,11 +66,7 @@ class _Ledger:
     """Decision numbers and the undo stack, built once per store from the records' histories."""
 
     def __init__(self, store: Store):
-        self.seq = 0
-        self.undoable: list[tuple[int, str]] = []
-        for listing in store.listings():
-            self.seq = max(self.seq, listing.last_seq)
-            self.undoable.extend((seq, listing.id) for seq in listing.live_seqs)
+        self.seq, self.undoable = store.decisions()  # from the store's index
         self.undoable.sort()
 
 
@@ -271,7 +267,8 @@ def _decide_many(store: Store, record_ids: Iterable[str], action: str, to_status
 
 def history(store: Store) -> list[tuple[str, ReviewEntry]]:
     """Every audit entry in the store with its trajectory's id, oldest first."""
-    entries = [(record.id, entry) for record in store.records() for entry in record.history]
+    reviewed = [item.number for item in store.listings() if item.last_seq]  # read only the bodies with decisions
+    entries = [(record.id, entry) for record in store.records(keys=reviewed) for entry in record.history]
     entries.sort(key=lambda item: item[1].seq)
     return entries
 

@@ -12,10 +12,22 @@ def compute(store: Store) -> dict:
     overall = Tally()
     per: dict[str, Tally] = {}
     shown = {"with": Tally(), "without": Tally()}
+    cells: dict[tuple[str, str], Tally] = {}
     for item in store.listings():
-        overall.add(item)
-        per.setdefault(item.template, Tally()).add(item)
-        shown["with" if item.demonstrations else "without"].add(item)
+        # One tally per (template, shown demonstrations or not), each trajectory counted once; the
+        # figures per template, per side and overall are sums of these (not setdefault: that would
+        # build a Tally for every trajectory).
+        key = (item.template, "with" if item.demonstrations else "without")
+        tally = cells.get(key)
+        if tally is None:
+            tally = cells[key] = Tally()
+        tally.add(item)
+    for (template, side), tally in cells.items():
+        if template not in per:
+            per[template] = Tally()
+        per[template].merge(tally)
+        shown[side].merge(tally)
+        overall.merge(tally)
     return {
         "store": str(store.path),
         "overall": overall.store_figures(),

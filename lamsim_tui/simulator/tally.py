@@ -7,7 +7,7 @@ has just run, and the statistics of a store, counting what is stored, agree by c
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from lamsim_tui.record import STATUSES, Listing
 
@@ -53,6 +53,15 @@ class Tally:
         self.engine_s += item.engine_s
         self.model_s += item.model_s
         self.with_demonstrations += item.demonstrations > 0
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts (a store's overall figures are the sum of its templates')."""
+        for f in fields(Tally):
+            mine = getattr(self, f.name)
+            if isinstance(mine, Counter):
+                mine.update(getattr(other, f.name))
+            else:
+                setattr(self, f.name, mine + getattr(other, f.name))
 
     def store_figures(self) -> dict:
         """The figures `lamsim stats` shows for a store (or one template of it)."""

@@ -40,6 +40,19 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from lamsim_tui.errors import StoreError
+from lamsim_tui.store.lazy import (
+    LAYOUT,
+    ColumnTable,
+    Damaged,
+    JournalLine,
+    JournalOp,
+    LazyTable,
+    Source,
+    apply_op,
+    apply_summaries,
+    layout_tables,
+    lines_written,
+)
 
 STORE_FORMAT = "lamsim-store"
 JOURNAL_FORMAT = "lamsim-journal"
@@ -90,6 +103,38 @@ def decode_line(line: bytes) -> Any:
         raise DamagedLine(f"not JSON ({exc})") from None
 
 
+_DECODER = json.JSONDecoder()
+
+
+def decode_commit(line: bytes) -> Any:
+    """A journal commit line, checked; a line this lamsim wrote with a summary of the ops on tables of
+    the layout (`"lazy": [[table, key, kind], ...]`, before `"ops"`) is decoded up to there only: the
+    record bodies in it are read when a record is (see `lamsim_tui.store.lazy`)."""
+    if len(line) < 10 or line[8:9] != b" ":
+        raise DamagedLine("no checksum")
+    try:
+        expected = int(line[:8], 16)
+    except ValueError:
+        raise DamagedLine("no checksum") from None
+    body = line[9:]
+    if zlib.crc32(body) != expected:
+        raise DamagedLine("checksum mismatch")
+    try:
+        text = body.decode("utf-8")
+        if text.startswith('{"seq":'):
+            seq, i = _DECODER.raw_decode(text, 7)
+            if text.startswith(',"eager":', i):
+                eager, i = _DECODER.raw_decode(text, i + 9)
+                if text.startswith(',"lazy":', i):
+                    lazy, i = _DECODER.raw_decode(text, i + 8)
+                    if text.startswith(',"ops":', i) and text.endswith("}"):
+                        ops_at = 9 + len(text[:i + 7].encode("utf-8"))  # where the ops array starts in the line
+                        return {"seq": seq, "eager": eager, "lazy": lazy, "ops_at": ops_at}
+        return json.loads(text)
+    except ValueError as exc:  # passed its checksum but is not JSON: written by something else
+        raise DamagedLine(f"not JSON ({exc})") from None
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -112,9 +157,15 @@ def _damaged(path: Path, line_no: int | None, why: str) -> StoreError:
 # | [table, key, "del"] | [table, None, "clear"] | [table, None, "drop"].
 
 
-def apply_ops(tables: dict[str, dict[str, dict]], ops: list) -> None:
+def apply_ops(tables: dict[str, dict[str, dict]], ops: list, line: JournalLine | None = None) -> None:
+    """Apply one commit's ops; `line` is the journal line they were read from (tables of the store's
+    layout refer to it instead of keeping the documents, see `lamsim_tui.store.lazy`)."""
     for op in ops:
         name, key, kind = op[0], op[1], op[2]
+        table = tables.get(name)
+        if isinstance(table, (LazyTable, ColumnTable)):
+            apply_op(table, op, line)
+            continue
         if kind == "put":
             tables.setdefault(name, {})[key] = op[3]
         elif kind == "set":
@@ -148,7 +199,8 @@ def _diff_doc(name: str, key: str, old: dict | None, new: dict) -> list | None:
 
 
 class Loaded:
-    __slots__ = ("tables", "generation", "seq", "journal_size", "journal_lines", "torn", "snapshot_size")
+    __slots__ = ("tables", "generation", "seq", "journal_size", "journal_lines", "torn", "snapshot_size", "meta",
+                 "sources", "journal_source")
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, dict]] = {}
@@ -158,6 +210,9 @@ class Loaded:
         self.journal_lines = 0
         self.torn = b""  # unfinished tail of the journal (a crash during a write)
         self.snapshot_size = 0
+        self.meta: dict | None = None  # the snapshot header's "meta" (None: written by an earlier lamsim)
+        self.sources: list[Source] = []  # open files that documents are read from on demand
+        self.journal_source: Source | None = None
 
 
 def _check_version(path: Path, header: Any, fmt: str) -> None:
@@ -193,12 +248,108 @@ def read_snapshot_header(directory: Path) -> dict | None:
     return header
 
 
-def load_snapshot(directory: Path, loaded: Loaded) -> bool:
+def load_snapshot(directory: Path, loaded: Loaded, layout: dict[str, tuple[str, ...] | None] | None = None) -> bool:
+    """Read the snapshot into `loaded`. One with a layout (see `lamsim_tui.store.lazy`) is read in part:
+    its small tables and where everything else is; an older one is read whole."""
     path = directory / SNAPSHOT
+    layout = layout or {}
     try:
-        data = path.read_bytes()
+        file = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open by the tables that read from it
     except FileNotFoundError:
         return False
+    try:
+        if _load_with_layout(path, file, loaded, layout):
+            return True
+        file.seek(0)
+        data = file.readall()
+    finally:
+        if not loaded.sources or loaded.sources[-1].file is not file:
+            file.close()
+    _load_whole(path, data, loaded, layout)
+    return True
+
+
+def _load_with_layout(path: Path, file: Any, loaded: Loaded, layout: dict[str, tuple[str, ...] | None]) -> bool:
+    size = os.fstat(file.fileno()).st_size
+    first = file.readline()
+    if not first.endswith(b"\n") or size < 3:
+        raise _damaged(path, 1, "the snapshot is cut short (it is written whole, so it was damaged later)")
+    try:
+        header = decode_line(first[:-1])
+    except DamagedLine as exc:
+        raise _damaged(path, 1, str(exc)) from None
+    _check_version(path, header, STORE_FORMAT)
+    tail_size = min(size, 1 << 16)
+    tail = os.pread(file.fileno(), tail_size, size - tail_size)
+    if not tail.endswith(b"\n"):
+        raise _damaged(path, None, "the snapshot is cut short (it is written whole, so it was damaged later)")
+    start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
+    try:
+        trailer = decode_line(tail[start:-1])
+    except DamagedLine:
+        return False  # read whole: that names the damaged line
+    if not isinstance(trailer, dict) or not isinstance(trailer.get("layout_at"), int):
+        return False  # written by an earlier lamsim: read whole
+    trailer_at = size - tail_size + start
+    layout_at = trailer["layout_at"]
+    if not len(first) <= layout_at <= trailer_at:
+        raise _damaged(path, None, "the snapshot's last line points outside it")
+    lines = os.pread(file.fileno(), trailer_at - layout_at, layout_at).split(b"\n")
+    lines.pop()
+    body_lines = trailer.get("docs", 0) - len(lines)
+    tables: dict[str, Any] = {name: {} for name in header.get("tables", [])}
+    layouts: dict[str, dict] = {}
+    for index, raw in enumerate(lines):
+        try:
+            name, key, doc = decode_line(raw)
+        except (DamagedLine, ValueError, TypeError) as exc:
+            raise _damaged(path, body_lines + index + 2, str(exc)) from None
+        if name == LAYOUT:
+            layouts[key] = doc
+        else:
+            tables.setdefault(name, {})[key] = doc
+    source = Source(path, file)
+    try:
+        if sum(lines_written(d) for d in layouts.values()) != body_lines:
+            raise Damaged(path, None, "the snapshot's layout does not account for all its lines")
+        for name, described in layouts.items():
+            if described["at"] and not (len(first) <= min(described["at"]) and max(described["at"]) <= layout_at):
+                raise Damaged(path, None, f"the layout of {name} points outside the snapshot")
+            if described["kind"] == "lazy":
+                tables[name] = LazyTable.from_layout(name, source, described)
+            elif described["kind"] == "columns":
+                fields = layout.get(name) or tuple(described["fields"])
+                tables[name] = ColumnTable.from_layout(name, fields, source, described)
+            else:
+                raise Damaged(path, None, f"unknown table layout {described['kind']!r}")
+    except (Damaged, KeyError, TypeError) as exc:
+        why = exc.why if isinstance(exc, Damaged) else f"the snapshot's layout is unreadable ({exc})"
+        raise _damaged(path, getattr(exc, "line_no", None), why) from None
+    _adopt_plain_tables(tables, layout)
+    loaded.tables = tables
+    loaded.generation = header["generation"]
+    loaded.seq = header["seq"]
+    loaded.meta = header.get("meta") if isinstance(header.get("meta"), dict) else None
+    loaded.snapshot_size = size
+    loaded.sources.append(source)
+    return True
+
+
+def _adopt_plain_tables(tables: dict[str, Any], layout: dict[str, tuple[str, ...] | None]) -> None:
+    """Tables of the layout that were stored as plain documents (by an earlier lamsim, or by a storage
+    without this layout) become tables of the layout, held in memory until the next compaction."""
+    for name, fields in layout.items():
+        docs = tables.get(name)
+        if isinstance(docs, (LazyTable, ColumnTable)):
+            continue
+        docs = docs or {}
+        if fields is None:
+            tables[name] = LazyTable.from_docs(name, docs)
+        else:
+            tables[name] = ColumnTable.from_docs(name, fields, {k: v for k, v in docs.items() if isinstance(v, list)})
+
+
+def _load_whole(path: Path, data: bytes, loaded: Loaded, layout: dict[str, tuple[str, ...] | None]) -> None:
     loaded.snapshot_size = len(data)
     lines = data.split(b"\n")
     if lines[-1] != b"" or len(lines) < 3:
@@ -226,18 +377,22 @@ def load_snapshot(directory: Path, loaded: Loaded) -> bool:
         raise _damaged(path, last + 1, str(exc)) from None
     if not isinstance(trailer, dict) or trailer.get("end") is not True or trailer.get("docs") != last - 1:
         raise _damaged(path, last + 1, "the snapshot's last line does not close it (cut short?)")
+    tables.pop(LAYOUT, None)  # an earlier lamsim kept a layout it could not use: it is out of date
+    _adopt_plain_tables(tables, layout)
     loaded.tables = tables
     loaded.generation = header["generation"]
     loaded.seq = header["seq"]
-    return True
+    loaded.meta = header.get("meta") if isinstance(header.get("meta"), dict) else None
 
 
-def parse_journal(path: Path, data: bytes, loaded: Loaded, *, first_line: int = 1, live: bool = False) -> int:
+def parse_journal(path: Path, data: bytes, loaded: Loaded, *, first_line: int = 1, live: bool = False,
+                  base_offset: int = 0) -> int:
     """Apply journal lines in `data` (which starts at line `first_line`; line 1 is the header).
 
     Returns the length of the whole, valid lines taken. A damaged region at the end with no valid
     line after it is an unfinished write: it is left out (and kept in `loaded.torn`). With `live`
     (a reader while a writer runs), a last line without its newline is a write in progress.
+    `data` starts at `base_offset` of the journal file (`loaded.journal_source`, when set).
     """
     offset = 0
     line_no = first_line
@@ -250,7 +405,7 @@ def parse_journal(path: Path, data: bytes, loaded: Loaded, *, first_line: int = 
             loaded.torn = b"" if live else data[offset:]
             return offset
         try:
-            entry = decode_line(data[offset:end])
+            entry = decode_line(data[offset:end]) if line_no == 1 else decode_commit(data[offset:end])
             if line_no == 1:
                 _check_version(path, entry, JOURNAL_FORMAT)
                 if entry.get("generation") != loaded.generation or entry.get("after_seq") != loaded.seq:
@@ -267,7 +422,17 @@ def parse_journal(path: Path, data: bytes, loaded: Loaded, *, first_line: int = 
                         line_no,
                         f"change {entry.get('seq')} where {expected_seq} was expected (a line is missing or repeated)",
                     )
-                apply_ops(loaded.tables, entry["ops"])
+                source = loaded.journal_source
+                line = (None if source is None else
+                        JournalLine(source, base_offset + offset, end + 1 - offset, line_no, expected_seq))
+                if "lazy" in entry:
+                    if line is not None and all(isinstance(loaded.tables.get(op[0]), LazyTable) for op in entry["lazy"]):
+                        apply_ops(loaded.tables, entry["eager"], line)
+                        apply_summaries(loaded.tables, entry["lazy"], line, entry["ops_at"])
+                    else:
+                        apply_ops(loaded.tables, decode_line(data[offset:end])["ops"], line)
+                else:
+                    apply_ops(loaded.tables, entry["ops"], line)
                 loaded.seq = expected_seq
                 expected_seq += 1
         except (DamagedLine, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -306,10 +471,10 @@ def _gc_paused() -> Iterator[None]:
 FREEZE_AFTER_DOCS = 2000
 
 
-def load_store(directory: Path, *, live: bool = False) -> Loaded:
+def load_store(directory: Path, *, live: bool = False, layout: dict[str, tuple[str, ...] | None] | None = None) -> Loaded:
     """Read snapshot and journal consistently even while a writer compacts (retry on a race)."""
     with _gc_paused():
-        loaded = _load_store(directory, live=live)
+        loaded = _load_store(directory, live=live, layout=layout or {})
         if sum(len(t) for t in loaded.tables.values()) >= FREEZE_AFTER_DOCS:
             # Move what exists now (the store's documents above all) out of the cyclic GC's sight:
             # otherwise its first passes after a big load walk millions of objects that can never be
@@ -319,18 +484,22 @@ def load_store(directory: Path, *, live: bool = False) -> Loaded:
         return loaded
 
 
-def _load_store(directory: Path, *, live: bool) -> Loaded:
+def _load_store(directory: Path, *, live: bool, layout: dict[str, tuple[str, ...] | None]) -> Loaded:
     for _attempt in range(20):
         loaded = Loaded()
-        if not load_snapshot(directory, loaded):
+        if not load_snapshot(directory, loaded, layout):
             journals = sorted(directory.glob("journal.*.jsonl"))
             if journals:
                 raise _damaged(directory / SNAPSHOT, None, f"the snapshot is missing but {journals[0].name} exists")
+            loaded.tables = dict(layout_tables(layout))
             return loaded  # a new, empty store
         path = directory / journal_name(loaded.generation)
         try:
-            data = path.read_bytes()
+            loaded.journal_source = Source(path)
+            loaded.sources.append(loaded.journal_source)
+            data = loaded.journal_source.file.readall()
         except FileNotFoundError:
+            loaded.journal_source = None
             header = read_snapshot_header(directory)
             if header is not None and header.get("generation") != loaded.generation:
                 continue  # compacted between our two reads: start over
@@ -459,9 +628,17 @@ class JournalStorage(Storage):
         readonly: bool = False,
         compact_bytes: int = 64 << 20,
         compact_ratio: float = 1.0,
+        layout: dict[str, tuple[str, ...] | None] | None = None,
+        meta: dict | None = None,
     ):
         self.directory = Path(path)
         self.readonly = readonly
+        # Tables kept on disk until read (name -> None) or by column (name -> fields); see store/lazy.py.
+        self.layout = dict(layout or {})
+        self.meta = dict(meta or {})  # written into every snapshot this process writes
+        self.stored_meta: dict | None = None  # what the snapshot said when it was read
+        self._sources: list[Source] = []
+        self._journal_source: Source | None = None
         self.compact_bytes = compact_bytes
         self.compact_ratio = compact_ratio
         self.notices: list[str] = []  # things the operator should know (a dropped unfinished write)
@@ -480,15 +657,24 @@ class JournalStorage(Storage):
                     where=str(self.directory),
                     hint="a store is created by the first `lamsim run` that writes to it",
                 )
-            loaded = load_store(self.directory, live=True)
+            loaded = load_store(self.directory, live=True, layout=self.layout)
         else:
             loaded = self._open_writer()
+        self._adopt(loaded)
+        if not readonly and self._journal_source is None:
+            self._journal_source = Source(self.directory / journal_name(self._generation))
+            self._sources.append(self._journal_source)
+
+    def _adopt(self, loaded: Loaded) -> None:
         self._tables = loaded.tables
         self._generation = loaded.generation
         self._seq = loaded.seq
         self._journal_size = loaded.journal_size
         self._journal_lines = loaded.journal_lines
         self._snapshot_size = loaded.snapshot_size
+        self.stored_meta = loaded.meta
+        self._sources.extend(loaded.sources)
+        self._journal_source = loaded.journal_source
 
     # -- opening ---------------------------------------------------------------------------------
     def _open_writer(self) -> Loaded:
@@ -508,7 +694,7 @@ class JournalStorage(Storage):
         try:
             if not (directory / SNAPSHOT).exists():
                 _clear_unfinished_creation(directory)
-            loaded = load_store(directory)
+            loaded = load_store(directory, layout=self.layout)
             if loaded.generation == 0:  # a new store
                 self._tables, self._generation, self._seq = loaded.tables, 0, 0
                 self._write_snapshot()
@@ -528,7 +714,7 @@ class JournalStorage(Storage):
             raise
 
     def _reload_after_create(self) -> Loaded:
-        loaded = load_store(self.directory)
+        loaded = load_store(self.directory, layout=self.layout)
         self._fd = os.open(self.directory / journal_name(loaded.generation), os.O_WRONLY | os.O_APPEND)
         return loaded
 
@@ -580,7 +766,8 @@ class JournalStorage(Storage):
     def read(self) -> dict[str, dict[str, dict]] | None:
         """A copy of everything (TinyDB may change what it reads in place before calling `write`)."""
         with self.mutex:
-            return _json_copy(self._tables) if self._tables else None
+            tables = {name: docs if isinstance(docs, dict) else dict(docs.items()) for name, docs in self._tables.items()}
+            return _json_copy(tables) if tables else None
 
     def write(self, data: dict[str, dict[str, dict]]) -> None:
         """Commit the difference between `data` and the store: correct for any caller, costs O(store)."""
@@ -611,13 +798,24 @@ class JournalStorage(Storage):
                 finally:
                     os.close(self._fd)
                     self._fd = -1
+            for source in self._sources:
+                source.close()
+            self._sources = []
             if self._lock:
                 self._lock.release()
 
     # -- what JournalTable uses ------------------------------------------------------------------
     def live_table(self, name: str) -> dict[str, dict]:
-        """The documents themselves: read-only for callers."""
-        return self._tables.get(name, {})
+        """The documents themselves: read-only for callers (a table of the layout reads them from disk)."""
+        table = self._tables.get(name)
+        if table is None and name in self.layout:
+            table = self._tables[name] = layout_tables({name: self.layout[name]})[name]
+        return table if table is not None else {}
+
+    def apply_in_memory(self, ops: list) -> None:
+        """Change what this process sees without writing anything (a reader's rebuilt index)."""
+        with self.mutex:
+            apply_ops(self._tables, ops)
 
     def commit(self, ops: list) -> None:
         """Append one journal line with all `ops` and fsync it: durable (and atomic) when this returns.
@@ -633,10 +831,20 @@ class JournalStorage(Storage):
                     raise StoreError(f"a document is not plain JSON: {exc}", where=str(self.directory)) from None
                 self._batch.extend(ops)
                 return
-            line = self._line(ops)
+            line, located = self._line(ops)
             self._append(line)
-            # Apply what was written, decoded again: memory then equals what a reopen reads.
-            apply_ops(self._tables, json.loads(line[9:])["ops"])
+            written = self._written_line(line)
+            # Apply what was written, as plain JSON again: memory then equals what a reopen reads.
+            lazy = {id(item[0]) for item in located}
+            apply_ops(self._tables, _json_copy([op for op in ops if id(op) not in lazy]), written)
+            for op, where in self._located(located, written):
+                table = self._tables[op[0]]
+                if op[2] == "put":
+                    table.put(op[1], None, where)
+                elif op[2] == "set":
+                    table.set(op[1], *_json_copy(op[3:5]), where)
+                else:
+                    apply_op(table, op, written)
             self._after_append(line)
 
     @contextmanager
@@ -652,8 +860,15 @@ class JournalStorage(Storage):
                 yield
                 ops, self._batch = self._batch, None
                 if ops:
-                    line = self._line(ops)
+                    line, located = self._line(ops)
                     self._append(line)
+                    written = self._written_line(line)
+                    at = self._located(located, written)
+                    for name, table in self._tables.items():
+                        if isinstance(table, LazyTable):
+                            table.written([(op, where) for op, where in at if op[0] == name])
+                        elif isinstance(table, ColumnTable):
+                            table.written_line(ops, written)
                     self._after_append(line)
             except BaseException:
                 self._batch = None
@@ -672,11 +887,39 @@ class JournalStorage(Storage):
                 hint="close and reopen it",
             )
 
-    def _line(self, ops: list) -> bytes:
+    def _line(self, ops: list) -> tuple[bytes, list[tuple[list, int, int, int]]]:
+        """One commit, and where in it each op on a lazy table is: (op, offset in the line, length, crc).
+
+        With such ops the line starts with the others and a summary of these (`"lazy": [[table, key,
+        kind, start, length, crc], ...]`, `start` counted from the ops array), so that a reader takes the
+        line in without parsing the record bodies in it (`decode_commit`) and reads one op alone later;
+        `ops` holds everything, as always (an earlier lamsim reads only that).
+        """
+        seq = self._seq + 1
         try:
-            return encode_line({"seq": self._seq + 1, "ops": ops})
+            if not any(self.layout.get(op[0], ()) is None for op in ops):
+                return encode_line({"seq": seq, "ops": ops}), []
+            dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+            parts = [dumps(op).encode("utf-8") for op in ops]
+            starts, position = [], 1
+            for part in parts:
+                starts.append(position)
+                position += len(part) + 1
+            lazy = [i for i, op in enumerate(ops) if self.layout.get(op[0], ()) is None]
+            summary = [[*ops[i][:3], starts[i], len(parts[i]), zlib.crc32(parts[i])] for i in lazy]
+            eager = [op for i, op in enumerate(ops) if self.layout.get(op[0], ()) is not None]
+            prefix = dumps({"seq": seq, "eager": eager, "lazy": summary})[:-1].encode("utf-8") + b',"ops":'
+            body = prefix + b"[" + b",".join(parts) + b"]}"
         except (TypeError, ValueError) as exc:
             raise StoreError(f"a document is not plain JSON: {exc}", where=str(self.directory)) from None
+        ops_at = 9 + len(prefix)
+        return (b"%08x " % zlib.crc32(body) + body + b"\n",
+                [(ops[i], ops_at + starts[i], len(parts[i]), zlib.crc32(parts[i])) for i in lazy])
+
+    @staticmethod
+    def _located(located: list[tuple[list, int, int, int]], line: JournalLine) -> list[tuple[list, JournalOp]]:
+        return [(op, JournalOp(line.source, line.offset + at, length, crc, line.line_no, line.seq))
+                for op, at, length, crc in located]
 
     def _append(self, line: bytes) -> None:
         try:
@@ -697,6 +940,10 @@ class JournalStorage(Storage):
                 hint="free disk space or fix permissions, then reopen the store",
             ) from None
 
+    def _written_line(self, line: bytes) -> JournalLine:
+        """The line just appended (before `_after_append` counts it)."""
+        return JournalLine(self._journal_source, self._journal_size, len(line), self._journal_lines + 1, self._seq + 1)
+
     def _after_append(self, line: bytes) -> None:
         self._seq += 1
         self._journal_size += len(line)
@@ -713,6 +960,8 @@ class JournalStorage(Storage):
             self._write_snapshot()
             old_fd = self._fd
             self._fd = os.open(self.directory / journal_name(self._generation), os.O_WRONLY | os.O_APPEND)
+            self._journal_source = Source(self.directory / journal_name(self._generation))
+            self._sources.append(self._journal_source)
             self._journal_size = (self.directory / journal_name(self._generation)).stat().st_size
             self._journal_lines = 1
             if old_fd >= 0:
@@ -734,11 +983,16 @@ class JournalStorage(Storage):
             ) from None
 
     def _write_snapshot_files(self) -> None:
-        """New journal first, then the snapshot renamed into place: a reader never sees a gap."""
+        """New journal first, then the snapshot renamed into place: a reader never sees a gap.
+
+        Tables of the layout go first, each document on its own line (unchanged ones copied as they
+        are), then the other tables, then where everything is (see `lamsim_tui.store.lazy`).
+        """
         generation = self._generation + 1
         self._new_journal(generation, self._seq)
         tmp = self.directory / (SNAPSHOT + ".tmp")
         count = 0
+        layouts: dict[str, dict] = {}
         with open(tmp, "wb") as f:
             f.write(
                 encode_line(
@@ -749,12 +1003,20 @@ class JournalStorage(Storage):
                         "seq": self._seq,
                         "tables": list(self._tables),
                         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "meta": self.meta,
                     }
                 )
             )
+            for name, docs in self._tables.items():
+                if isinstance(docs, (LazyTable, ColumnTable)):
+                    layouts[name] = docs.write_lines(f, count + 2, encode_line)
+                    count += lines_written(layouts[name])
+            layout_at = f.tell()
             dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
             buffer: list[bytes] = []
             for name, docs in self._tables.items():
+                if name in layouts:
+                    continue
                 for key, doc in docs.items():
                     body = dumps([name, key, doc]).encode("utf-8")
                     buffer.append(b"%08x " % zlib.crc32(body) + body + b"\n")
@@ -763,12 +1025,20 @@ class JournalStorage(Storage):
                         f.write(b"".join(buffer))
                         buffer.clear()
             f.write(b"".join(buffer))
-            f.write(encode_line({"end": True, "docs": count}))
+            for name, described in layouts.items():
+                f.write(encode_line([LAYOUT, name, described]))
+                count += 1
+            f.write(encode_line({"end": True, "docs": count, "layout_at": layout_at}))
             f.flush()
             os.fsync(f.fileno())
             size = f.tell()
         os.replace(tmp, self.directory / SNAPSHOT)
         _fsync_dir(self.directory)
+        if layouts:
+            source = Source(self.directory / SNAPSHOT)
+            self._sources.append(source)
+            for name, described in layouts.items():
+                self._tables[name].rebase(source, described)
         self._generation = generation
         self._snapshot_size = size
 
@@ -777,17 +1047,23 @@ class JournalStorage(Storage):
         """Read-only stores: take in what the writer committed since. Returns whether anything changed."""
         with self.mutex:
             journal = self.directory / journal_name(self._generation)
+            if not journal.exists():
+                return self._reload()
             try:
-                with open(journal, "rb") as f:
-                    f.seek(self._journal_size)
-                    data = f.read()
+                if self._journal_source is None:
+                    self._journal_source = Source(journal)
+                    self._sources.append(self._journal_source)
+                fd = self._journal_source.fd
+                data = os.pread(fd, max(0, os.fstat(fd).st_size - self._journal_size), self._journal_size)
             except FileNotFoundError:
                 return self._reload()
             if not data:
                 return False
             loaded = Loaded()
             loaded.tables, loaded.generation, loaded.seq = self._tables, self._generation, self._seq
-            taken = parse_journal(journal, data, loaded, first_line=self._journal_lines + 1, live=True)
+            loaded.journal_source = self._journal_source
+            taken = parse_journal(journal, data, loaded, first_line=self._journal_lines + 1, live=True,
+                                  base_offset=self._journal_size)
             changed = loaded.seq != self._seq
             self._seq = loaded.seq
             self._journal_size += taken
@@ -795,13 +1071,11 @@ class JournalStorage(Storage):
             return changed
 
     def _reload(self) -> bool:
-        loaded = load_store(self.directory, live=True)
-        self._tables = loaded.tables
-        self._generation = loaded.generation
-        self._seq = loaded.seq
-        self._journal_size = loaded.journal_size
-        self._journal_lines = loaded.journal_lines
-        self._snapshot_size = loaded.snapshot_size
+        loaded = load_store(self.directory, live=True, layout=self.layout)
+        writer_source = None if self.readonly else self._journal_source
+        self._adopt(loaded)
+        if writer_source is not None and self._journal_source is None:
+            self._journal_source = writer_source
         return True
 
     @property

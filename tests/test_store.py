@@ -322,7 +322,7 @@ def test_write_cost_does_not_grow_with_the_store(tmp_path):
             before = journal.stat().st_size
             store.update(rs[n // 2].id, {"status": "accepted"})
             costs.append(journal.stat().st_size - before)
-    assert max(costs) < 1000
+    assert max(costs) < 1500  # the change, and the index row twice (read fast, and `ops` for older readers)
     assert abs(costs[0] - costs[1]) < 50
 
 

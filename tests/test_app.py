@@ -345,6 +345,43 @@ def test_store_browser_export_and_stats(filled, tmp_path: Path):
     assert len(lines) == 2 and all("messages" in json.loads(line) for line in lines)
 
 
+def test_export_dialog_writes_the_kind_chosen(filled, tmp_path: Path):
+    """KTO from the dialog: accepted and discarded trajectories, labelled; the same as `lamsim export --kind kto`."""
+    session, records = filled
+
+    async def scenario():
+        app = make_app(session, watch=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("2")
+            review = app.screen
+            await wait_for(pilot, lambda: review.table.row_count > 2, what="the queue")
+            await pilot.press("a", "a", "d")
+            await wait_for(pilot, lambda: app.screen is not review or len(app.queue) <= len(records) - 2,
+                           what="the reviews")
+            if app.screen is not review:  # the discard reason dialog
+                await pilot.press("enter")
+            await wait_for(pilot, lambda: app.store.count("discarded") == 1, what="the discard")
+            await pilot.press("3")
+            browser = app.screen
+            await wait_for(pilot, lambda: browser.table.row_count == 3, what="the reviewed trajectories")
+            await pilot.press("x")
+            dialog = app.screen
+            dialog.query_one("#export-out").value = str(tmp_path / "out" / "pilot-kto.jsonl")
+            dialog.query_one("#export-kind").value = "kto"
+            await pilot.pause()
+            await pilot.click("#export-go")
+            await wait_for(pilot, lambda: any("exported 3" in m for _, _, m in app.notices), what="the notice")
+            return [m for _, _, m in app.notices if "exported" in m][-1]
+
+    notice = run(scenario())
+    assert "3 rows" in notice and "dataset card" in notice
+    rows = [json.loads(line) for line in (tmp_path / "out" / "pilot-kto.jsonl").read_text().splitlines()]
+    assert sorted(row["label"] for row in rows) == [False, True, True]
+    meta = json.loads((tmp_path / "out" / "pilot-kto.meta.json").read_text())
+    assert meta["kind"] == "kto" and meta["rejected_steps"] == "left out"
+
+
 # ----- themes and hot reload ---------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from lamsim_tui.errors import LamsimError
 from lamsim_tui.record import Listing, Trajectory
+from lamsim_tui.text import visible
 from lamsim_tui.ui.live import LiveState
 from lamsim_tui.ui.messages import Hub, QueueChanged, SessionReloaded
 from lamsim_tui.ui.queue import Row, TrajectoryRows
@@ -532,6 +533,10 @@ class LamsimApp(App[int]):
         if changes.paused:
             self.set_state("paused", changes.paused)
             self.notify(changes.paused, title="session paused", severity="error", markup=False, timeout=15)
+        for notice in changes.notices:  # plain text: markup=False, and not one raw byte to the terminal
+            severity = notice.severity if notice.severity in ("information", "warning", "error") else "warning"
+            self.notify(visible(notice.message), title=visible(notice.title), severity=severity, markup=False,
+                        timeout=10)
         self.live_changed.publish(changes)
 
     # ----- records and review ------------------------------------------------------------------

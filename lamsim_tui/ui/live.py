@@ -21,6 +21,7 @@ from lamsim_tui.events import (
     EpisodeStored,
     Event,
     FeedbackGiven,
+    Notice,
     ObservationMade,
     Progress,
     SessionFinished,
@@ -28,7 +29,7 @@ from lamsim_tui.events import (
     StepProposed,
     TextDelta,
 )
-from lamsim_tui.record import Action, Finding, GoldCall, ModelError, Trajectory, action_from_dict
+from lamsim_tui.record import Action, DemonstrationRef, Finding, GoldCall, ModelError, Trajectory, action_from_dict
 
 KEEP_FINISHED = 40  # finished episodes kept for the panes (the store keeps all of them)
 RATE_WINDOW_S = 5.0
@@ -57,6 +58,7 @@ class EpisodeLive:
     attempt: int
     gold_calls: tuple[GoldCall, ...] = ()
     gold_answer: Any = None
+    demonstrations: tuple[DemonstrationRef, ...] = ()  # the solved tasks shown to the agent as examples
     steps: list[StepLive] = field(default_factory=list)
     stream: list[str] = field(default_factory=list)  # text of the step being generated
     stream_step: int = -1
@@ -93,6 +95,7 @@ class Changes:
     progress: bool = False
     paused: str | None = None
     summary: dict | None = None
+    notices: list[Notice] = field(default_factory=list)  # to tell the operator (a pool's server down, back)
 
     @property
     def membership(self) -> bool:
@@ -139,7 +142,9 @@ class LiveState:
                 self.episodes[event.episode_id] = EpisodeLive(
                     id=event.episode_id, task_id=event.task_id, template=event.template,
                     query=event.query, attempt=event.attempt,
-                    gold_calls=tuple(GoldCall.from_dict(c) for c in event.gold_calls), gold_answer=event.gold_answer)
+                    gold_calls=tuple(GoldCall.from_dict(c) for c in event.gold_calls), gold_answer=event.gold_answer,
+                    demonstrations=tuple(DemonstrationRef.from_dict(d) for d in event.demonstrations
+                                         if isinstance(d, dict)))
                 self.episodes[event.episode_id].waiting_since = now
                 self.order.append(event.episode_id)
                 changes.started.append(event.episode_id)
@@ -207,6 +212,8 @@ class LiveState:
                 changes.progress = True
             elif isinstance(event, SessionPaused):
                 changes.paused = event.reason
+            elif isinstance(event, Notice):
+                changes.notices.append(event)
             elif isinstance(event, SessionFinished):
                 self.summary = event.summary
                 changes.summary = event.summary

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
 
-from lamsim_tui.record import Action, Finish, GoldCall, Step, Trajectory
+from lamsim_tui.record import Action, DemonstrationRef, Finish, GoldCall, Step, Trajectory, demonstrations_line
 from lamsim_tui.ui.text import clip, literal, pretty_json, severity_style
 
 if TYPE_CHECKING:
@@ -161,12 +161,16 @@ def stream_content(text: str, width: int = 80, lines: int = STREAM_LINES) -> Con
 
 
 def task_content(query: str, *, template: str, gold_calls: Iterable[GoldCall] = (), gold_answer: Any = None,
-                 show_gold: bool = False, header: str = "", width: int = 0) -> Content:
+                 show_gold: bool = False, header: str = "", width: int = 0,
+                 demonstrations: Iterable[DemonstrationRef] = ()) -> Content:
     doc = Doc(width)
     if header:
         doc.line(header, "$text-muted")
     doc.label("template").line(template, "bold")
     doc.label("query").indented(query)
+    shown = list(demonstrations)
+    if shown:
+        doc.label("shown").line(demonstrations_line(shown), "$text-muted")
     if show_gold:
         for i, call in enumerate(gold_calls):
             doc.label("gold call" if i == 0 else "").add(call.tool, "$accent").add(" ")
@@ -298,6 +302,8 @@ def record_content(record: Trajectory, *, expanded: bool = False, width: int = 0
     doc.label("template").line(task.template, "bold")
     doc.label("query").indented(task.query)
     doc.label("gold answer").line(pretty_json(task.gold_answer).replace("\n", " "), "$text-muted")
+    if record.demonstrations is not None and record.demonstrations.items:
+        doc.label("shown").line(record.demonstrations.summary(), "$text-muted")
     verdict_lines(doc, record)
     review_lines(doc, record)
     state_lines(doc, record)

@@ -457,7 +457,8 @@ class LiveScreen(Screen):
             show_gold = self.show_gold
             task.show_with(lambda width: task_content(
                 episode.query, template=episode.template, gold_calls=episode.gold_calls,
-                gold_answer=episode.gold_answer, show_gold=show_gold, header=header, width=width))
+                gold_answer=episode.gold_answer, show_gold=show_gold, header=header, width=width,
+                demonstrations=episode.demonstrations))
         at_end = agent.scroll_y >= agent.max_scroll_y - 1
         if rebuild:
             self._clear_blocks()

@@ -156,13 +156,22 @@ class ReasonScreen(ModalScreen[str | None]):
 @dataclass(frozen=True)
 class ExportChoice:
     fmt: str
-    clean: bool
     out: str
-    statuses: tuple[str, ...]
+    kind: str = "sft"
+    keep_rejected: bool = False
+    statuses: tuple[str, ...] | None = None  # None: the kind's default (sft, pairs: accepted; kto: both)
+
+
+EXPORT_KINDS = (
+    ("sft: whole conversations", "sft"),
+    ("pairs: step-level preference pairs (re-verified edits)", "pairs"),
+    ("kto: trajectories labelled good or bad", "kto"),
+)
 
 
 class ExportScreen(ModalScreen[ExportChoice | None]):
-    """Choose the export format, clean or not, statuses and the output file."""
+    """Choose the export format and kind, what to do with rejected steps, statuses and the output file
+    (the same choices as `lamsim export`; see docs/export.md)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="export.cancel")]
 
@@ -178,8 +187,11 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
             yield Input(self.default_out, id="export-out")
             yield Label("format")
             yield Select([(f, f) for f in self.formats], value=self.formats[0], allow_blank=False, id="export-format")
-            yield Checkbox("clean: leave out steps that feedback rejected", False, id="export-clean")
-            yield Checkbox("include discarded trajectories", False, id="export-discarded")
+            yield Label("kind")
+            yield Select(list(EXPORT_KINDS), value="sft", allow_blank=False, id="export-kind")
+            yield Checkbox("keep steps feedback rejected, as context (chat: weight 0; otherwise trained!)", False,
+                           id="export-keep-rejected")
+            yield Checkbox("include discarded trajectories (kto always does)", False, id="export-discarded")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Export", variant="primary", id="export-go")
                 yield Button("Cancel", id="export-cancel")
@@ -204,11 +216,12 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
             self.notify("name the output file", severity="warning", markup=False)
             return None
         fmt = str(self.query_one("#export-format", Select).value)
-        statuses = ("accepted", "discarded") if self.query_one("#export-discarded", Checkbox).value else ("accepted",)
+        kind = str(self.query_one("#export-kind", Select).value)
+        statuses = ("accepted", "discarded") if self.query_one("#export-discarded", Checkbox).value else None
         if fmt and not out.endswith(".jsonl"):
             out += ".jsonl"
-        return ExportChoice(fmt=fmt, clean=self.query_one("#export-clean", Checkbox).value, out=out,
-                            statuses=statuses)
+        return ExportChoice(fmt=fmt, out=out, kind=kind, statuses=statuses,
+                            keep_rejected=self.query_one("#export-keep-rejected", Checkbox).value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         choice = self._choice()

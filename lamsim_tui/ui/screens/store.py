@@ -114,7 +114,8 @@ class StoreScreen(TrajectoryList):
             out = app.project_root / out
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            meta = export(app.store, out, fmt=choice.fmt, status=choice.statuses, clean=choice.clean,
+            meta = export(app.store, out, fmt=choice.fmt, kind=choice.kind, status=choice.statuses,
+                          keep_rejected=choice.keep_rejected,
                           progress=lambda done, total: app.call_from_thread(dialog.advance, done, total))
         except (LamsimError, OSError) as exc:
             app.call_from_thread(dialog.dismiss, None)
@@ -122,8 +123,15 @@ class StoreScreen(TrajectoryList):
             return
         count = meta.get("counts", {}).get("trajectories", 0)
         app.call_from_thread(dialog.advance, count, max(count, 1))
-        skipped = meta.get("counts", {}).get("skipped_unfinished", 0)
-        note = f" ({skipped} unfinished left out)" if skipped else ""
+        counts = meta.get("counts", {})
+        notes = []
+        if counts.get("skipped_unfinished"):
+            notes.append(f"{counts['skipped_unfinished']} unfinished left out")
+        if counts.get("steps_left_out_by_clean"):
+            notes.append(f"{counts['steps_left_out_by_clean']} rejected steps left out")
+        if choice.kind != "sft":
+            notes.append(f"{counts.get('rows', 0)} rows")
+        note = f" ({'; '.join(notes)})" if notes else ""
         app.call_from_thread(dialog.dismiss, None)
-        app.call_from_thread(app.notify, f"exported {count} trajectories to {out}{note}", title="export",
-                             markup=False, timeout=10)
+        app.call_from_thread(app.notify, f"exported {count} trajectories to {out}{note}; dataset card and "
+                             "sidecar beside it", title="export", markup=False, timeout=10)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from openai_server import OpenAIServer, Reply
 
-from lamsim_tui.testing.ui import fill_store, make_project, scripted_records, screen_text, wait_for, wait_ready
+from lamsim_tui.testing.ui import fill_store, make_project, screen_text, scripted_records, wait_for, wait_ready
 from lamsim_tui.ui.app import make_app
 
 SIZE = (160, 45)

@@ -1,4 +1,4 @@
-"""SIGKILL a 300-episode scripted run at random points: every episode the progress line or the
+"""SIGKILL a 1,000-episode scripted run at random points (long enough that every kill lands before it ends): every episode the progress line or the
 summary reported as stored is in the store, and the store always opens.
 
 A real `lamsim run --headless` in a subprocess, a real SIGKILL. Half the kills land at a random
@@ -24,6 +24,7 @@ from lamsim_tui.store import open_store
 
 PROGRESS = re.compile(r"\] (\d+)/(\d+) episodes")
 SUMMARY = re.compile(r"^episodes\s+(\d+) ", re.M)
+EPISODES = 1000
 
 
 def _reader(stream, lines: list[str], first: threading.Event) -> None:
@@ -37,7 +38,7 @@ def _reader(stream, lines: list[str], first: threading.Event) -> None:
 def kill_once(store: Path, rng: random.Random, after_progress: bool) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lamsim_tui", "run", "sessions/pilot.yaml", "--headless", "-n", "300",
+        [sys.executable, "-m", "lamsim_tui", "run", "sessions/pilot.yaml", "--headless", "-n", str(EPISODES),
          "--agent", "scripted", "--concurrency", "8", "--seed", str(rng.randrange(1000)), "--store", str(store)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err_lines: list[str] = []
@@ -73,7 +74,7 @@ def kill_runs(kills: int, root: Path, seed: int = 15) -> list[dict]:
     return [kill_once(root / f"store-{i}", rng, after_progress=i % 2 == 1) for i in range(kills)]
 
 
-def test_sigkill_of_a_300_episode_run_never_loses_an_episode_reported_as_stored(tmp_path):
+def test_sigkill_of_a_long_run_never_loses_an_episode_reported_as_stored(tmp_path):
     results = kill_runs(10, tmp_path)
     lost = [r for r in results if r["stored"] < r["reported"]]
     assert not lost, f"episodes shown as stored but not in the store: {lost}"
@@ -94,4 +95,4 @@ if __name__ == "__main__":
     stored = sum(r["stored"] for r in results)
     lost = sum(max(0, r["reported"] - r["stored"]) for r in results)
     print(f"{n} kills: {shown} episodes reported as stored, {stored} in the stores, {lost} reported but missing; "
-          f"kills mid-run {sum(0 < r['reported'] < 300 for r in results)}")
+          f"kills mid-run {sum(0 < r['reported'] < EPISODES for r in results)}")

@@ -227,9 +227,15 @@ def test_a_lone_surrogate_is_stored_and_read_back_unchanged(tmp_path):
     record = _record()
     steps = list(record.steps)
     steps[0] = dataclasses.replace(steps[0], raw="half a pair: \ud800 here", thought="\udfff")
-    record = dataclasses.replace(record, steps=tuple(steps))
+    record = dataclasses.replace(record, steps=tuple(steps), system_prompt="shared text \udbff too")
     with open_store(tmp_path / "store") as store:
         store.add(record)
+        store.update(record.id, {"status": "accepted"})
     with open_store(tmp_path / "store") as store:
         again = store.get(record.id)
-    assert again.steps[0].raw == "half a pair: \ud800 here" and again.steps[0].thought == "\udfff"
+        store.compact()  # the snapshot writes it too
+    with open_store(tmp_path / "store", readonly=True) as store:
+        compacted = store.get(record.id)
+    for got in (again, compacted):
+        assert got.steps[0].raw == "half a pair: \ud800 here" and got.steps[0].thought == "\udfff"
+        assert got.system_prompt == "shared text \udbff too" and got.status == "accepted"

@@ -75,11 +75,20 @@ def journal_name(generation: int) -> str:
 # ----- line codec ---------------------------------------------------------------------------------
 
 
-def encode_line(obj: Any) -> bytes:
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_DUMPS_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Compact JSON in UTF-8; a lone surrogate (model output, a tool's text) is escaped, so it reads back the same."""
     try:
-        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate (model output, a tool's text): escaped, it reads back the same
-        body = json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        return _DUMPS(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        return _DUMPS_ASCII(obj).encode("ascii")
+
+
+def encode_line(obj: Any) -> bytes:
+    body = json_bytes(obj)
     return b"%08x " % zlib.crc32(body) + body + b"\n"
 
 
@@ -899,8 +908,7 @@ class JournalStorage(Storage):
         try:
             if not any(self.layout.get(op[0], ()) is None for op in ops):
                 return encode_line({"seq": seq, "ops": ops}), []
-            dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-            parts = [dumps(op).encode("utf-8") for op in ops]
+            parts = [json_bytes(op) for op in ops]
             starts, position = [], 1
             for part in parts:
                 starts.append(position)
@@ -908,7 +916,7 @@ class JournalStorage(Storage):
             lazy = [i for i, op in enumerate(ops) if self.layout.get(op[0], ()) is None]
             summary = [[*ops[i][:3], starts[i], len(parts[i]), zlib.crc32(parts[i])] for i in lazy]
             eager = [op for i, op in enumerate(ops) if self.layout.get(op[0], ()) is not None]
-            prefix = dumps({"seq": seq, "eager": eager, "lazy": summary})[:-1].encode("utf-8") + b',"ops":'
+            prefix = json_bytes({"seq": seq, "eager": eager, "lazy": summary})[:-1] + b',"ops":'
             body = prefix + b"[" + b",".join(parts) + b"]}"
         except (TypeError, ValueError) as exc:
             raise StoreError(f"a document is not plain JSON: {exc}", where=str(self.directory)) from None
@@ -1012,13 +1020,12 @@ class JournalStorage(Storage):
                     layouts[name] = docs.write_lines(f, count + 2, encode_line)
                     count += lines_written(layouts[name])
             layout_at = f.tell()
-            dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
             buffer: list[bytes] = []
             for name, docs in self._tables.items():
                 if name in layouts:
                     continue
                 for key, doc in docs.items():
-                    body = dumps([name, key, doc]).encode("utf-8")
+                    body = json_bytes([name, key, doc])
                     buffer.append(b"%08x " % zlib.crc32(body) + body + b"\n")
                     count += 1
                     if len(buffer) >= 1000:

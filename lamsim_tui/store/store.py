@@ -285,7 +285,7 @@ class Store:
             if value is None:
                 continue
             text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-            sha = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+            sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
             if sha not in self._blob_keys:
                 doc_id = self._blobs.insert({"sha": sha, "value": value})
                 self._blob_keys[sha] = str(doc_id)

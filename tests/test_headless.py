@@ -53,3 +53,23 @@ def test_second_writer_on_the_same_store_gets_a_clear_error(tmp_path):
                         "--store", str(store))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and str(store) in result.stderr
+
+
+def test_a_rerun_with_the_same_seed_says_why_it_is_all_filtered(tmp_path):
+    """The same seed draws the same tasks; the scripted agent acts the same way; dedupe filters what is
+    already kept, and the run says so instead of leaving a new user to wonder."""
+    store = tmp_path / "st"
+    args = ("run", "sessions/pilot.yaml", "--headless", "-n", "6", "--agent", "scripted", "--seed", "3",
+            "--store", str(store))
+    first = lamsim(*args)
+    assert first.returncode == 0, first.stderr
+    assert "duplicates" not in first.stderr
+    kept = sum(1 for r in _listed(store) if r["status"] == "pending")
+    assert kept > 0
+    again = lamsim(*args)
+    assert again.returncode == 0, again.stderr
+    assert (f"lamsim: duplicates: {kept} of 6 trajectories repeat one already kept (the same task, the same "
+            "actions) and were filtered by dedupe. Seed 3 draws the same tasks on every run") in again.stderr
+    assert "--seed" in again.stderr
+    other = lamsim(*args[:-4], "--seed", "4", "--store", str(store))
+    assert other.returncode == 0 and "duplicates" not in other.stderr

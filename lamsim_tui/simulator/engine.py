@@ -24,6 +24,7 @@ from lamsim_tui.events import (
     EpisodeStarted,
     EpisodeStored,
     Event,
+    Notice,
     Progress,
     SessionFinished,
     SessionPaused,
@@ -104,6 +105,7 @@ class Engine:
         self._consecutive_model_failures = 0
         self._demonstrations: DemonstrationSelector | None = None
         self._write_failure: LamsimError | None = None
+        self._duplicates = 0  # trajectories the dedupe filter caught: same task, same actions as one kept
 
     # ----- control ---------------------------------------------------------------------------
     def pause(self) -> None:
@@ -224,6 +226,8 @@ class Engine:
             self._writer.shutdown(wait=True)
             await self.factory.aclose()
             self.summary.wall_s = time.perf_counter() - started
+            if self._duplicates and self._write_failure is None:
+                self.on_event(self._duplicates_notice())
             self.on_event(SessionFinished(self.summary.to_dict()))
         return self.summary
 
@@ -233,6 +237,15 @@ class Engine:
         if self.session.demonstrations.count and self.factory.uses_demonstrations and self._demonstrations is None:
             self._demonstrations = DemonstrationSelector.for_session(self.session, self.pack, self.runner,
                                                                      store=self.store, seed=self.seed)
+
+    def _duplicates_notice(self) -> Notice:
+        """Why a rerun fills the queue with `filtered`: a seed draws the same tasks every run, and an agent
+        that acts the same way (the scripted one, a model at temperature 0) repeats what is kept."""
+        n, total = self._duplicates, self.summary.episodes
+        return Notice(f"{n} of {total} trajectories repeat one already kept (the same task, the same actions) and "
+                      f"were filtered by dedupe. Seed {self.seed} draws the same tasks on every run: give another "
+                      "seed (`seed:` in the session, or --seed) for new tasks.", severity="information",
+                      title="duplicates")
 
     def _demonstrations_for(self, task: Task) -> Selection | None:
         return self._demonstrations.for_task(task) if self._demonstrations is not None else None
@@ -264,6 +277,7 @@ class Engine:
                         raise asyncio.CancelledError from None
                     return False
         self.summary.add(record.listing())
+        self._duplicates += "dedupe" in record.verdict.filters_failed
         note_tool_bugs(self.summary.tool_bugs, record)
         if number is not None:
             self.on_event(EpisodeStored(record.id, number))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from openai_server import OpenAIServer, Reply
-from packkit import write_pack, write_session
+from packkit import lamsim, write_pack, write_session
 from storekit import copy_store, engine_store
 
 from lamsim_tui.agents.model import ModelAgentFactory
@@ -262,6 +262,9 @@ def test_cold_start_shows_gold_replays_of_other_tasks_labelled_as_such(tmp_path,
         assert replies[-1]["tool"] == "finish" and all(r["tool"] in ("get_item", "set_colour", "finish")
                                                        for r in replies)
     assert "gold replay" in records[0].demonstrations.summary()
+    shown = lamsim("review", "--store", str(tmp_path / "empty"), "show", records[0].id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"shown      {records[0].demonstrations.summary()}" in shown.stdout  # `lamsim review show` names them
 
 
 def test_exports_leave_demonstrations_out(accepted_store, tmp_path, server):

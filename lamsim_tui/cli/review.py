@@ -190,6 +190,8 @@ def format_record(record: Trajectory) -> str:
     ]
     for reason in verdict.reasons:
         lines.append(f"           - {plain(reason)}")
+    if record.demonstrations is not None and record.demonstrations.items:
+        lines.append(f"shown      {plain(record.demonstrations.summary())}")
     for step in record.steps:
         action = step.action
         lines.append("")

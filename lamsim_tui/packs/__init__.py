@@ -23,6 +23,7 @@ from lamsim_tui.packs.authoring import (
     Schema,
     TemplateSpec,
     ToolSpec,
+    fixed_task,
     template,
     tool,
 )
@@ -30,4 +31,4 @@ from lamsim_tui.packs.loading import Pack, load_pack
 from lamsim_tui.packs.sandbox import Sandbox, ToolError
 
 __all__ = ["ANSWER_TYPES", "DataView", "Pack", "Sandbox", "Schema", "TemplateSpec", "ToolError", "ToolSpec",
-           "load_pack", "template", "tool"]
+           "fixed_task", "load_pack", "template", "tool"]

@@ -294,6 +294,8 @@ def test_a_small_terminal_keeps_the_episodes_list_and_the_agent_pane(tmp_path: P
             assert episodes.size.height >= 4, f"the Episodes list gets {episodes.size.height} rows"
             assert left.size.width < 48
             assert all(e.template[:8] in screen_text(app) for e in app.live.episodes.values())
+            followed = app.live.episodes[live.followed]
+            assert followed.query[:25] in screen_text(app), "the query shows in the Task pane, not pushed out"
 
     run(scenario())
 

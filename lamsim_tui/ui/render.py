@@ -162,11 +162,14 @@ def stream_content(text: str, width: int = 80, lines: int = STREAM_LINES) -> Con
 
 def task_content(query: str, *, template: str, gold_calls: Iterable[GoldCall] = (), gold_answer: Any = None,
                  show_gold: bool = False, header: str = "", width: int = 0,
-                 demonstrations: Iterable[DemonstrationRef] = ()) -> Content:
+                 demonstrations: Iterable[DemonstrationRef] = (), compact: bool = False) -> Content:
+    """The Task pane. `compact` (a narrow or short terminal): the template is in the header, so that the
+    query follows on the next line."""
     doc = Doc(width)
     if header:
         doc.line(header, "$text-muted")
-    doc.label("template").line(template, "bold")
+    if not compact:
+        doc.label("template").line(template, "bold")
     doc.label("query").indented(query)
     shown = list(demonstrations)
     if shown:

@@ -448,17 +448,22 @@ class LiveScreen(Screen):
             self._show_feedback(None)
             return
         empty.display = False
-        task_key = (episode.id, self.show_gold, episode.number)
+        compact = self.has_class("narrow") or self.has_class("short")
+        task_key = (episode.id, self.show_gold, episode.number, compact)
         if task_key != self._task_key:
             self._task_key = task_key
-            short_id = "" if self.app.snapshot else f" · {episode.id[:10]}"  # ids are random: not in snapshots
-            number = f"#{episode.number}{short_id}" if episode.stored else f"{episode.id[:10]} (not stored yet)"
-            header = f"episode {number} · task {episode.task_id} · attempt {episode.attempt + 1}"
+            if compact:  # a few lines only: the query must not be pushed out by ids
+                number = f"#{episode.number}" if episode.stored else "(not stored yet)"
+                header = f"episode {number} · attempt {episode.attempt + 1} · {episode.template}"
+            else:
+                short_id = "" if self.app.snapshot else f" · {episode.id[:10]}"  # ids are random: not in snapshots
+                number = f"#{episode.number}{short_id}" if episode.stored else f"{episode.id[:10]} (not stored yet)"
+                header = f"episode {number} · task {episode.task_id} · attempt {episode.attempt + 1}"
             show_gold = self.show_gold
             task.show_with(lambda width: task_content(
                 episode.query, template=episode.template, gold_calls=episode.gold_calls,
                 gold_answer=episode.gold_answer, show_gold=show_gold, header=header, width=width,
-                demonstrations=episode.demonstrations))
+                demonstrations=episode.demonstrations, compact=compact))
         at_end = agent.scroll_y >= agent.max_scroll_y - 1
         if rebuild:
             self._clear_blocks()

@@ -189,7 +189,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
             yield Select([(f, f) for f in self.formats], value=self.formats[0], allow_blank=False, id="export-format")
             yield Label("kind")
             yield Select(list(EXPORT_KINDS), value="sft", allow_blank=False, id="export-kind")
-            yield Checkbox("keep steps feedback rejected, as context (chat: weight 0; otherwise trained!)", False,
+            yield Checkbox("keep rejected steps as context (chat: weight 0)", False,
                            id="export-keep-rejected")
             yield Checkbox("include discarded trajectories (kto always does)", False, id="export-discarded")
             with Horizontal(classes="dialog-buttons"):

@@ -202,3 +202,43 @@ def test_a_server_that_comes_back_is_in_rotation_again(tmp_path, servers, monkey
     finally:
         for server in back:
             server.stop()
+
+
+def test_a_server_that_trickles_past_the_deadline_is_the_one_taken_out(tmp_path):
+    """The whole-request deadline (issue 15) names the pool's server that was answering, not the
+    pool's first: here the second one sends a character every 0.4 s, and only it goes out of rotation."""
+    from openai_server import OpenAIServer, Reply
+
+    finish = REPLIES[2]
+    with OpenAIServer(default=Reply(text=finish)) as healthy, \
+            OpenAIServer(default=Reply(text=finish, chunk_chars=1, chunk_delay=0.4)) as trickling:
+        write_pack(tmp_path)
+        path = write_session(tmp_path, f"""\
+            pack: mini
+            seed: 5
+            tasks: 6
+            attempts: 1
+            concurrency: 2
+            agent:
+              kind: model
+              format: json
+              models:
+                - {{model: openai/loopback, api_base: "{healthy.api_base}", retries: 2, timeout: 3}}
+                - {{model: openai/loopback, api_base: "{trickling.api_base}", retries: 2, timeout: 3}}
+            budget:
+              steps: 4
+            filters:
+              dedupe: false
+            """)
+        run = subprocess.run([sys.executable, "-m", "lamsim_tui", "run", str(path), "--headless", "--store",
+                              str(tmp_path / "store"), "--json", "--stream"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        slow, fine = trickling.api_base, healthy.api_base
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["episodes"] == 6 and summary["end_reasons"] == {"finished": 6}
+    notices = [line for line in run.stderr.splitlines() if "model server down" in line]
+    assert len(notices) == 1 and slow in notices[0] and fine not in notices[0], run.stderr
+    with open_store(tmp_path / "store", readonly=True) as store:
+        answered = {s.usage.get("api_base") for r in store.records() for s in r.steps}
+    assert answered == {fine}

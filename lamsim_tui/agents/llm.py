@@ -233,11 +233,11 @@ async def stream_completion(
 
     result = Completion()
     started = time.perf_counter()
-    served = [endpoint]  # the server of a pool that answered, named in the messages below
+    served: list[Endpoint] = []  # the server that answers: of a pool, the Router's choice; named in messages
     await within_deadline(endpoint, result, _read_stream(litellm, kwargs, endpoint, result, on_text, started,
-                                                         route, served))
+                                                         route, served), served=served if route else None)
     result.latency_s = time.perf_counter() - started
-    endpoint = served[0]
+    endpoint = served[-1] if served else endpoint
     if result.finish_reason is None:
         raise ModelFailure(
             "model.bad_response",
@@ -261,26 +261,38 @@ def reply_limit(endpoint: Endpoint) -> int:
     return max(MIN_REPLY_CHARS, CHARS_PER_TOKEN_LIMIT * int(max_tokens))
 
 
-async def within_deadline(endpoint: Endpoint, result: Completion, work: Awaitable[Any]) -> Any:
+async def within_deadline(endpoint: Endpoint, result: Completion, work: Awaitable[Any],
+                          served: list[Endpoint] | None = None) -> Any:
     """`endpoint.timeout` is a deadline for the whole request: connecting, the first byte, and
     the last. A server that trickles (a header byte a second, SSE comments, one character a
     second) cannot hold a request past it; inactivity timeouts alone would reset on every byte.
 
     Kept apart from the request itself, so any way of sending one (litellm's `acompletion`, a
     Router) runs under the same deadline. Raises `ModelFailure("model.timeout")`.
+
+    `served`, for a pool: the server that answered, once one has. The failure names that server
+    (so the pool takes the right one out of rotation), or no server when none had answered yet.
     """
     try:
         async with asyncio.timeout(endpoint.timeout):
             return await work
     except TimeoutError:
-        where = f"{endpoint.model} at {endpoint.api_base or 'its default address'}"
+        details = {**endpoint.public(), "error": "deadline"}
+        if served:
+            endpoint = served[-1]
+            details.update(endpoint.public())
+            where = f"{endpoint.model} at {endpoint.api_base or 'its default address'}"
+        elif served is not None:
+            details["api_base"] = None  # which server of the pool the Router chose is not known yet
+            where = f"{endpoint.model} (a server of its pool)"
+        else:
+            where = f"{endpoint.model} at {endpoint.api_base or 'its default address'}"
         if result.chunks:
             message = (f"{where} did not finish its reply within {endpoint.timeout:g} s (timeout): it had sent "
                        f"{result.chunks} piece(s), {len(result.text)} characters, so far")
         else:
             message = f"{where} did not answer within {endpoint.timeout:g} s (timeout)"
-        raise ModelFailure("model.timeout", message, transient=True,
-                           details={**endpoint.public(), "error": "deadline"}) from None
+        raise ModelFailure("model.timeout", message, transient=True, details=details) from None
 
 
 def _not_a_stream(content_type: str | None, endpoint: Endpoint) -> ModelFailure | None:
@@ -313,7 +325,7 @@ async def _read_stream(litellm: Any, kwargs: dict, endpoint: Endpoint, result: C
             response = await litellm.acompletion(**kwargs)
         else:
             response, endpoint = await route(kwargs)
-        served[0] = endpoint
+        served.append(endpoint)
         result.content_type = _content_type(response)
         async for chunk in response:
             result.chunks += 1
@@ -450,7 +462,7 @@ async def complete_whole(
             raise classify(exc, endpoint) from None
 
     result = Completion()
-    response, endpoint = await within_deadline(endpoint, result, ask())
+    response, endpoint = await within_deadline(endpoint, result, ask(), served=[] if route else None)
     result.latency_s, result.chunks = time.perf_counter() - started, 1
     choices = _get(response, "choices", None) or []
     if not choices:

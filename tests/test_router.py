@@ -242,3 +242,40 @@ def test_a_server_that_trickles_past_the_deadline_is_the_one_taken_out(tmp_path)
     with open_store(tmp_path / "store", readonly=True) as store:
         answered = {s.usage.get("api_base") for r in store.records() for s in r.steps}
     assert answered == {fine}
+
+
+@pytest.mark.parametrize("replies", [[], ["--stream"]], ids=["whole-replies", "streamed"])
+def test_a_server_that_hangs_is_the_one_taken_out(tmp_path, replies):
+    """A wedged server (it takes the request and never answers) is named, whole replies or streamed."""
+    from openai_server import OpenAIServer, Reply
+
+    finish = REPLIES[2]
+    with OpenAIServer(default=Reply(text=finish)) as healthy, \
+            OpenAIServer(default=Reply(text=finish, hang=30)) as hung:
+        write_pack(tmp_path)
+        path = write_session(tmp_path, f"""\
+            pack: mini
+            seed: 5
+            tasks: 6
+            attempts: 1
+            concurrency: 2
+            agent:
+              kind: model
+              format: json
+              models:
+                - {{model: openai/loopback, api_base: "{healthy.api_base}", retries: 2, timeout: 3}}
+                - {{model: openai/loopback, api_base: "{hung.api_base}", retries: 2, timeout: 3}}
+            budget:
+              steps: 4
+            filters:
+              dedupe: false
+            """)
+        run = subprocess.run([sys.executable, "-m", "lamsim_tui", "run", str(path), "--headless", "--store",
+                              str(tmp_path / "store"), "--json", *replies], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        bad, fine = hung.api_base, healthy.api_base
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["episodes"] == 6 and summary["end_reasons"] == {"finished": 6}
+    notices = [line for line in run.stderr.splitlines() if "model server down" in line]
+    assert len(notices) == 1 and bad in notices[0] and fine not in notices[0], run.stderr

@@ -26,6 +26,7 @@ _import_lock = threading.Lock()
 #: kept in the store stays bounded even when a server ignores `max_tokens`.
 CHARS_PER_TOKEN_LIMIT = 32
 MIN_REPLY_CHARS = 16_000
+POOL_DEADLINE_GRACE_S = 1.0  # see within_deadline
 
 
 def load_litellm() -> Any:
@@ -273,8 +274,11 @@ async def within_deadline(endpoint: Endpoint, result: Completion, work: Awaitabl
     `served`, for a pool: the server that answered, once one has. The failure names that server
     (so the pool takes the right one out of rotation), or no server when none had answered yet.
     """
+    # A pool's request gets a moment more: a server that takes it and never answers then fails in the
+    # Router first (its own time-out, which names the server), not here, where which one is unknown.
+    grace = POOL_DEADLINE_GRACE_S if served is not None else 0.0
     try:
-        async with asyncio.timeout(endpoint.timeout):
+        async with asyncio.timeout(endpoint.timeout + grace):
             return await work
     except TimeoutError:
         details = {**endpoint.public(), "error": "deadline"}

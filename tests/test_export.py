@@ -256,7 +256,8 @@ def test_dataset_card_configs_load_and_a_foreign_readme_is_kept(made, tmp_path):
     assert {"name": "messages", "list": "json"} in header["dataset_info"]["features"]
     for needed in ("mini", "scripted", "mistake_rate 0.6", "left out", "minimum `datasets` | 4.7.0", "0.0%"):
         assert needed in card, needed
-    loaded = datasets.load_dataset(str(folder))  # the card's configs name the splits
+    # the card's configs name the splits; a cache of its own (`datasets` caches a folder by its name)
+    loaded = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "hf-cache"))
     assert loaded["train"].num_rows == meta["counts"]["train"] and loaded["eval"].num_rows == meta["counts"]["eval"]
     assert loaded["train"][0]["messages"] == lines(folder / "chat.train.jsonl")[0]["messages"]
     mine = tmp_path / "mine"

@@ -280,6 +280,30 @@ def test_a_sampler_that_is_not_reproducible_for_other_reasons(tmp_path):
     assert severity == "error" and "different slots for the same seed" in message and "rng" in fix
 
 
+def test_a_sampler_that_depends_on_the_order_of_a_set(tmp_path):
+    """Reproducible within one process, not across two: a set of strings is ordered by their hashes,
+    which Python seeds anew in each process. Only another process shows it."""
+    templates = plant(TEMPLATES, '''    return {"room_id": rng.choice(data.rows("rooms"))["id"]}''',
+                      '''    ids = list({row["id"] for row in data.rows("rooms")})
+    return {"room_id": rng.choice(ids)}''')
+    make_pack(tmp_path, templates=templates)
+    result = check(tmp_path)
+    assert result.returncode == 1
+    severity, _, message, fix = finding(result.stdout, "sampler.hash_order")
+    assert severity == "error" and "in another Python process" in message and "sorted(" in fix
+    assert "sampler.nondeterministic" not in result.stdout  # the same in one process: not that finding
+
+
+def test_a_sampler_that_sorts_the_set_passes(tmp_path):
+    templates = plant(TEMPLATES, '''    return {"room_id": rng.choice(data.rows("rooms"))["id"]}''',
+                      '''    ids = sorted({row["id"] for row in data.rows("rooms")})
+    return {"room_id": rng.choice(ids)}''')
+    make_pack(tmp_path, templates=templates)
+    result = check(tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "sampler." not in result.stdout
+
+
 def test_a_tool_that_writes_without_changes_state(tmp_path):
     pack = make_pack(tmp_path, tools=plant(TOOLS, "@tool(changes_state=True)\ndef book_room", "@tool\ndef book_room"))
     result = check(tmp_path)

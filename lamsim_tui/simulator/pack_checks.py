@@ -19,6 +19,7 @@ errors fail the check (exit status 1), warnings are judgement calls.
 | `answer.unjudged` | warning | the gold program hands off (ends the episode), so its answer is never judged |
 | `sampler.global_random` | error | the sampler draws with the `random` module instead of `rng` |
 | `sampler.nondeterministic` | error | the same seed gives different slots |
+| `sampler.hash_order` | error | the same seed gives other slots in another Python process (the order of a set) |
 | `gold.global_random` | error | the gold program draws with the `random` module |
 | `gold.ambiguous_row` | warning | the gold program picks a row by position from rows its call cannot tell apart |
 | `gold.long_result` | warning | a gold call's result is longer than `budget.observation_chars` |
@@ -158,6 +159,7 @@ class TemplateEvidence:
     ambiguous: list = field(default_factory=list)  # tasks.PickedRow with indistinct rows, and the slots
     sampler_uses_global_random: bool = False
     sampler_differs: tuple[dict, dict] | None = None
+    sampler_hash_order: tuple[dict, dict] | None = None  # (slots here, slots in a process with another hash seed)
     gold_uses_global_random: bool = False
     long_result: tuple[GoldCall, dict] | None = None
 
@@ -341,6 +343,13 @@ def template_problems(pack: Pack, spec: TemplateSpec, ev: TemplateEvidence, repo
             f"the sampler gave different slots for the same seed ({_shown(first)}, then {_shown(second)}): the "
             "same seed no longer gives the same tasks",
             "draw only with rng; do not use the clock, an unseeded random.Random() or the order of a set")
+    elif ev.sampler_hash_order is not None:
+        here, there = ev.sampler_hash_order
+        add("error", "sampler.hash_order", spec.source,
+            f"the sampler gave other slots for the same seed in another Python process ({_shown(here)} here, "
+            f"{_shown(there)} there): it depends on an order Python changes from process to process (iterating "
+            "a set, or anything ordered by hash()), so another run of the session draws other tasks",
+            "choose from a list in a fixed order: rng.choice(sorted(values)), or the rows as data.rows() gives them")
     if ev.gold_uses_global_random:
         where = (_global_random_line(spec.gold_program) if spec.gold_program else None) or spec.gold_source
         add("error", "gold.global_random", where,

@@ -528,12 +528,15 @@ EXTRA_GOLD_S = 1.0  # ... while a template's gold programs have taken less than 
 def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int = 0,
                     only: list[str] | None = None) -> list[TemplateReport]:
     """Sample tasks from every template, run their gold programs and the authoring checks (`lamsim check`)."""
+    from lamsim_tui.simulator import hash_order
     from lamsim_tui.simulator.pack_checks import TemplateEvidence, template_problems
 
+    chosen = [tid for tid in pack.templates if only is None or tid in only]
+    elsewhere = hash_order.Elsewhere(pack.path, seed, [tid for tid in chosen if not pack.templates[tid].fixed])
     reports = []
-    for tid, spec in pack.templates.items():
-        if only is not None and tid not in only:
-            continue
+    first_draws: dict[str, list] = {}
+    for tid in chosen:
+        spec = pack.templates[tid]
         evidence = TemplateEvidence(spec)
         report = TemplateReport(template=tid, fixed=spec.fixed, evidence=evidence)
         rng = random.Random(f"{seed}:{tid}")
@@ -546,6 +549,8 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
             try:
                 before = random.getstate()
                 slots = sample_slots(pack, spec, random.Random(draw_seed), runner)
+                if n < hash_order.DRAWS:
+                    first_draws.setdefault(tid, []).append(slots)
                 if random.getstate() != before:
                     evidence.sampler_uses_global_random = True
                 if n < 3 and not spec.fixed and evidence.sampler_differs is None:
@@ -562,6 +567,8 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
                 report.max_gold_s = max(report.max_gold_s, took)
             except GoldFailure as failure:
                 report.failures.append(failure)
+                if n < hash_order.DRAWS and len(first_draws.get(tid, ())) == n:
+                    first_draws.setdefault(tid, []).append(None)  # the sampler failed: nothing to compare
                 if failure.hung:
                     break
                 continue
@@ -615,8 +622,17 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         report.saturated = draws < 800
         report.distinct = len(seen)
         report.gold_calls = (min(counts), max(counts)) if counts else (0, 0)
-        report.problems = template_problems(pack, spec, evidence, report, runner.observation_chars)
         reports.append(report)
+    for other in elsewhere.results():  # the same seeds drawn in processes with other hash orders
+        for report in reports:
+            here, there = first_draws.get(report.template, []), other.get(report.template) or []
+            for mine, theirs in zip(here, there, strict=False):
+                if mine is not None and theirs is not None and not hash_order.same(mine, theirs):
+                    report.evidence.sampler_hash_order = report.evidence.sampler_hash_order or (mine, theirs)
+                    break
+    for report in reports:
+        report.problems = template_problems(pack, pack.templates[report.template], report.evidence, report,
+                                            runner.observation_chars)
     return reports
 
 

@@ -529,10 +529,34 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
                     only: list[str] | None = None) -> list[TemplateReport]:
     """Sample tasks from every template, run their gold programs and the authoring checks (`lamsim check`)."""
     from lamsim_tui.simulator import hash_order
-    from lamsim_tui.simulator.pack_checks import TemplateEvidence, template_problems
+    from lamsim_tui.simulator.pack_checks import template_problems
 
     chosen = [tid for tid in pack.templates if only is None or tid in only]
-    elsewhere = hash_order.Elsewhere(pack.path, seed, [tid for tid in chosen if not pack.templates[tid].fixed])
+    elsewhere = hash_order.Elsewhere(pack.path, seed, [tid for tid in chosen if not pack.templates[tid].fixed],
+                                     runner.timeout)
+    try:
+        reports, first_draws = _check_each(pack, runner, chosen, samples, seed)
+        others = elsewhere.results()
+    finally:
+        elsewhere.close()
+    for other in others:  # the same seeds drawn in processes with other hash orders
+        for report in reports:
+            here, there = first_draws.get(report.template, []), other.get(report.template) or []
+            for mine, theirs in zip(here, there, strict=False):
+                if mine is not None and theirs is not None and not hash_order.same(mine, theirs):
+                    report.evidence.sampler_hash_order = report.evidence.sampler_hash_order or (mine, theirs)
+                    break
+    for report in reports:
+        report.problems = template_problems(pack, pack.templates[report.template], report.evidence, report,
+                                            runner.observation_chars)
+    return reports
+
+
+def _check_each(pack: Pack, runner: ToolRunner, chosen: list[str], samples: int,
+                seed: int) -> tuple[list[TemplateReport], dict[str, list]]:
+    from lamsim_tui.simulator import hash_order
+    from lamsim_tui.simulator.pack_checks import TemplateEvidence
+
     reports = []
     first_draws: dict[str, list] = {}
     for tid in chosen:
@@ -623,17 +647,7 @@ def check_templates(pack: Pack, runner: ToolRunner, samples: int = 20, seed: int
         report.distinct = len(seen)
         report.gold_calls = (min(counts), max(counts)) if counts else (0, 0)
         reports.append(report)
-    for other in elsewhere.results():  # the same seeds drawn in processes with other hash orders
-        for report in reports:
-            here, there = first_draws.get(report.template, []), other.get(report.template) or []
-            for mine, theirs in zip(here, there, strict=False):
-                if mine is not None and theirs is not None and not hash_order.same(mine, theirs):
-                    report.evidence.sampler_hash_order = report.evidence.sampler_hash_order or (mine, theirs)
-                    break
-    for report in reports:
-        report.problems = template_problems(pack, pack.templates[report.template], report.evidence, report,
-                                            runner.observation_chars)
-    return reports
+    return reports, first_draws
 
 
 def find_in_place_writers(pack: Pack, runner: ToolRunner, seed: int = 0, only: list[str] | None = None) -> list[str]:

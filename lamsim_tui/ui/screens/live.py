@@ -411,12 +411,13 @@ class LiveScreen(Screen):
         current = live.episodes.get(self.followed) if self.followed else None
         if current is None or current.finished:
             running = live.running
-            if running:
-                target = running[0]
-                if target != self.followed:
-                    self.followed = target
-                    if not self._dirty:
-                        self._show_followed(rebuild=True)
+            # the first one running; with none running and none followed (a run faster than the screen),
+            # the newest, rather than "Press r to start" after episodes ran
+            target = running[0] if running else (live.order[-1] if current is None and live.order else None)
+            if target is not None and target != self.followed:
+                self.followed = target
+                if not self._dirty:
+                    self._show_followed(rebuild=True)
 
     def _refresh_all(self) -> None:
         self._show_session()

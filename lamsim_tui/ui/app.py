@@ -394,7 +394,8 @@ class LamsimApp(App[int]):
         self.engine = None
         self._drain()
         self._run_over()
-        note = ("stopped: " if summary.cancelled else "") + f"{summary.episodes} episodes, {summary.kept} kept"
+        episodes = f"{summary.episodes} episode{'' if summary.episodes == 1 else 's'}"
+        note = ("stopped: " if summary.cancelled else "") + f"{episodes}, {summary.kept} kept"
         self.set_state("idle" if summary.cancelled else "finished", note)
         if summary.paused_reason:
             self.notify(summary.paused_reason, title="session stopped", severity="error", markup=False, timeout=15)

@@ -77,7 +77,10 @@ def test_a_pool_server_that_does_not_answer_is_named_in_a_notification(tmp_path:
     session = make_project(tmp_path, tasks=2, concurrency=1)
     dead = f"http://127.0.0.1:{dead_port()}/v1"
     with OpenAIServer(default=Reply(text=FINISH)) as server:
-        model_session(session, f"    - {{model: openai/local-agent, api_base: \"{dead}\", retries: 2, timeout: 20}}\n"
+        # weight 1000 against 1: the Router sends the first request to the dead server (a fair shuffle
+        # missed it in both of the run's two requests one run in four)
+        model_session(session, f"    - {{model: openai/local-agent, api_base: \"{dead}\", retries: 2, timeout: 20, "
+                               "weight: 1000}\n"
                                f"    - {{model: openai/local-agent, api_base: \"{server.api_base}\", retries: 2, "
                                "timeout: 20}\n")
 

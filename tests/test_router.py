@@ -206,7 +206,8 @@ def test_a_server_that_comes_back_is_in_rotation_again(tmp_path, servers, monkey
 
 def test_a_server_that_trickles_past_the_deadline_is_the_one_taken_out(tmp_path):
     """The whole-request deadline (issue 15) names the pool's server that was answering, not the
-    pool's first: here the second one sends a character every 0.4 s, and only it goes out of rotation."""
+    pool's first: here the second one sends a character every 0.4 s, and only it goes out of rotation.
+    (Its weight makes the Router send it the first request: a fair shuffle could miss it in six.)"""
     from openai_server import OpenAIServer, Reply
 
     finish = REPLIES[2]
@@ -224,7 +225,7 @@ def test_a_server_that_trickles_past_the_deadline_is_the_one_taken_out(tmp_path)
               format: json
               models:
                 - {{model: openai/loopback, api_base: "{healthy.api_base}", retries: 2, timeout: 3}}
-                - {{model: openai/loopback, api_base: "{trickling.api_base}", retries: 2, timeout: 3}}
+                - {{model: openai/loopback, api_base: "{trickling.api_base}", retries: 2, timeout: 3, weight: 1000}}
             budget:
               steps: 4
             filters:
@@ -264,7 +265,7 @@ def test_a_server_that_hangs_is_the_one_taken_out(tmp_path, replies):
               format: json
               models:
                 - {{model: openai/loopback, api_base: "{healthy.api_base}", retries: 2, timeout: 3}}
-                - {{model: openai/loopback, api_base: "{hung.api_base}", retries: 2, timeout: 3}}
+                - {{model: openai/loopback, api_base: "{hung.api_base}", retries: 2, timeout: 3, weight: 1000}}
             budget:
               steps: 4
             filters:

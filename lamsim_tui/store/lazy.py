@@ -151,7 +151,47 @@ def _same_line(a: Any, b: Where) -> bool:
     return isinstance(b, JournalLine) and isinstance(a, JournalLine) and a.source is b.source and a.offset == b.offset
 
 
-class LazyTable(MutableMapping):
+class _Keyed(MutableMapping):
+    """What both tables keep of their keys: the snapshot's keys in order (`_keys`, `_pos`), those
+    gone since (`_gone`) and those added since, in order (`_new`); a change is `put` / `delete`."""
+
+    _keys: list[str]
+    _pos: dict[str, int]
+    _gone: set[str]
+    _new: dict[str, Any]
+
+    def put(self, key: str, value: Any, where: Any) -> None:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._keys) - len(self._gone) + len(self._new)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._new or (key in self._pos and key not in self._gone)
+
+    def __iter__(self) -> Iterator[str]:
+        gone, new = self._gone, self._new
+        if gone or new:
+            for key in self._keys:
+                if key not in gone and key not in new:
+                    yield key
+        else:
+            yield from self._keys
+        yield from new
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.put(key, value, None)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.delete(key)
+
+
+class LazyTable(_Keyed):
     """Documents read from the store's files when asked for; see the module docstring.
 
     Reading gives a fresh document each time (callers must not change it: `_Staged` copies).
@@ -198,22 +238,6 @@ class LazyTable(MutableMapping):
         return table
 
     # -- the mapping -------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._keys) - len(self._gone) + len(self._new)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._new or (key in self._pos and key not in self._gone)
-
-    def __iter__(self) -> Iterator[str]:
-        gone, new = self._gone, self._new
-        if gone or new:
-            for key in self._keys:
-                if key not in gone and key not in new:
-                    yield key
-        else:
-            yield from self._keys
-        yield from new
-
     def __getitem__(self, key: str) -> dict:
         change = self._new.get(key)
         if change is None:
@@ -223,14 +247,6 @@ class LazyTable(MutableMapping):
             if change is None:
                 return self._read_snapshot(key)
         return self._materialize(key, change)
-
-    def __setitem__(self, key: str, doc: dict) -> None:
-        self.put(key, doc, None)
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self:
-            raise KeyError(key)
-        self.delete(key)
 
     def seq(self, key: str) -> int | None:
         """The change that last touched this key since the snapshot (None: unchanged, or in a batch)."""
@@ -393,7 +409,7 @@ class LazyTable(MutableMapping):
         self._adopt(source, layout)
 
 
-class ColumnTable(MutableMapping):
+class ColumnTable(_Keyed):
     """Rows (lists) of the same fields, kept column by column in the snapshot; see the module docstring."""
 
     kind = "columns"
@@ -451,22 +467,6 @@ class ColumnTable(MutableMapping):
         self._new = dict(rows)
 
     # -- the mapping -------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._keys) - len(self._gone) + len(self._new)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._new or (key in self._pos and key not in self._gone)
-
-    def __iter__(self) -> Iterator[str]:
-        gone, new = self._gone, self._new
-        if gone or new:
-            for key in self._keys:
-                if key not in gone and key not in new:
-                    yield key
-        else:
-            yield from self._keys
-        yield from new
-
     def __getitem__(self, key: str) -> list:
         row = self._new.get(key)
         if row is not None:
@@ -478,14 +478,6 @@ class ColumnTable(MutableMapping):
             return row
         i = self._pos[key]
         return [self.column(j)[i] for j in range(len(self.stored_fields or ()))]
-
-    def __setitem__(self, key: str, row: list) -> None:
-        self.put(key, row, None)
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self:
-            raise KeyError(key)
-        self.delete(key)
 
     def column(self, index: int) -> list:
         """Column `index` of the snapshot (parsed once)."""

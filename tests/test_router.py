@@ -204,15 +204,16 @@ def test_a_server_that_comes_back_is_in_rotation_again(tmp_path, servers, monkey
             server.stop()
 
 
-def test_a_server_that_trickles_past_the_deadline_is_the_one_taken_out(tmp_path):
-    """The whole-request deadline (issue 15) names the pool's server that was answering, not the
-    pool's first: here the second one sends a character every 0.4 s, and only it goes out of rotation.
-    (Its weight makes the Router send it the first request: a fair shuffle could miss it in six.)"""
+def _healthy_and_faulty(tmp_path: Path, fault, flags: list[str]) -> tuple[subprocess.CompletedProcess, str, str]:
+    """A headless run of 6 episodes over a pool of two loopback servers: a healthy one, and one whose
+    replies are `fault` (`Reply` fields). The faulty one has the Router's weight, so it surely gets
+    the first request (a fair shuffle could miss it in six). Returns the run, the faulty and the
+    healthy server's api_base."""
     from openai_server import OpenAIServer, Reply
 
     finish = REPLIES[2]
     with OpenAIServer(default=Reply(text=finish)) as healthy, \
-            OpenAIServer(default=Reply(text=finish, chunk_chars=1, chunk_delay=0.4)) as trickling:
+            OpenAIServer(default=Reply(text=finish, **fault)) as faulty:
         write_pack(tmp_path)
         path = write_session(tmp_path, f"""\
             pack: mini
@@ -225,21 +226,31 @@ def test_a_server_that_trickles_past_the_deadline_is_the_one_taken_out(tmp_path)
               format: json
               models:
                 - {{model: openai/loopback, api_base: "{healthy.api_base}", retries: 2, timeout: 3}}
-                - {{model: openai/loopback, api_base: "{trickling.api_base}", retries: 2, timeout: 3, weight: 1000}}
+                - {{model: openai/loopback, api_base: "{faulty.api_base}", retries: 2, timeout: 3, weight: 1000}}
             budget:
               steps: 4
             filters:
               dedupe: false
             """)
         run = subprocess.run([sys.executable, "-m", "lamsim_tui", "run", str(path), "--headless", "--store",
-                              str(tmp_path / "store"), "--json", "--stream"], cwd=tmp_path, capture_output=True,
+                              str(tmp_path / "store"), "--json", *flags], cwd=tmp_path, capture_output=True,
                              text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        slow, fine = trickling.api_base, healthy.api_base
+        return run, faulty.api_base, healthy.api_base
+
+
+def _only_the_faulty_one_went_down(run: subprocess.CompletedProcess, bad: str, fine: str) -> None:
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert summary["episodes"] == 6 and summary["end_reasons"] == {"finished": 6}
     notices = [line for line in run.stderr.splitlines() if "model server down" in line]
-    assert len(notices) == 1 and slow in notices[0] and fine not in notices[0], run.stderr
+    assert len(notices) == 1 and bad in notices[0] and fine not in notices[0], run.stderr
+
+
+def test_a_server_that_trickles_past_the_deadline_is_the_one_taken_out(tmp_path):
+    """The whole-request deadline (issue 15) names the pool's server that was answering, not the
+    pool's first: here the second one sends a character every 0.4 s, and only it goes out of rotation."""
+    run, slow, fine = _healthy_and_faulty(tmp_path, {"chunk_chars": 1, "chunk_delay": 0.4}, ["--stream"])
+    _only_the_faulty_one_went_down(run, slow, fine)
     with open_store(tmp_path / "store", readonly=True) as store:
         answered = {s.usage.get("api_base") for r in store.records() for s in r.steps}
     assert answered == {fine}
@@ -248,35 +259,5 @@ def test_a_server_that_trickles_past_the_deadline_is_the_one_taken_out(tmp_path)
 @pytest.mark.parametrize("replies", [[], ["--stream"]], ids=["whole-replies", "streamed"])
 def test_a_server_that_hangs_is_the_one_taken_out(tmp_path, replies):
     """A wedged server (it takes the request and never answers) is named, whole replies or streamed."""
-    from openai_server import OpenAIServer, Reply
-
-    finish = REPLIES[2]
-    with OpenAIServer(default=Reply(text=finish)) as healthy, \
-            OpenAIServer(default=Reply(text=finish, hang=30)) as hung:
-        write_pack(tmp_path)
-        path = write_session(tmp_path, f"""\
-            pack: mini
-            seed: 5
-            tasks: 6
-            attempts: 1
-            concurrency: 2
-            agent:
-              kind: model
-              format: json
-              models:
-                - {{model: openai/loopback, api_base: "{healthy.api_base}", retries: 2, timeout: 3}}
-                - {{model: openai/loopback, api_base: "{hung.api_base}", retries: 2, timeout: 3, weight: 1000}}
-            budget:
-              steps: 4
-            filters:
-              dedupe: false
-            """)
-        run = subprocess.run([sys.executable, "-m", "lamsim_tui", "run", str(path), "--headless", "--store",
-                              str(tmp_path / "store"), "--json", *replies], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        bad, fine = hung.api_base, healthy.api_base
-    assert run.returncode == 0, run.stderr
-    summary = json.loads(run.stdout)
-    assert summary["episodes"] == 6 and summary["end_reasons"] == {"finished": 6}
-    notices = [line for line in run.stderr.splitlines() if "model server down" in line]
-    assert len(notices) == 1 and bad in notices[0] and fine not in notices[0], run.stderr
+    run, bad, fine = _healthy_and_faulty(tmp_path, {"hang": 30}, replies)
+    _only_the_faulty_one_went_down(run, bad, fine)

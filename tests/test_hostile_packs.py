@@ -109,9 +109,13 @@ def test_a_cancel_cuts_hand_offs_as_cancelled_and_the_summary_names_the_tool_bug
     ends = {r.end_reason for r in records}
     assert ends == {"ended.hand_over", "cancelled"}, ends
     for record in records:
-        crash = record.steps[0].crash
-        assert record.steps[0].feedback[0].code == "exec.crash" and not record.steps[0].changed_state
-        assert crash.startswith(f"tool 'tag_item' changed a sandbox row in place at {pack_dir / 'tools.py'}:"), crash
+        # an episode the cancel cut before its first step ended has no step: nothing ran to check
+        assert record.steps or record.end_reason == "cancelled"
+        if record.steps:
+            crash = record.steps[0].crash
+            assert record.steps[0].feedback[0].code == "exec.crash" and not record.steps[0].changed_state
+            assert crash.startswith(f"tool 'tag_item' changed a sandbox row in place at {pack_dir / 'tools.py'}:"), \
+                crash
         if record.end_reason == "ended.hand_over":  # the bug cost nothing: the seed and the state are unharmed
             assert record.verdict.success and record.status == "pending", record.verdict.reasons
             assert record.steps[-1].action.tool == "hand_over" and record.final_state == {}
